@@ -1,0 +1,6 @@
+import type { Command } from 'commander';
+import { register as inspect } from './inspect.js';
+import { register as convert } from './convert.js';
+
+/** Every CLI command, in the order `axc --help` lists them. Add a command: a file here and a line below. */
+export const commands: ((program: Command) => void)[] = [inspect, convert];
