@@ -1,0 +1,5 @@
+/**
+ * Registers every pass with the registry. One pass per file, named after its DSL keyword; add a pass with one
+ * import line below (keep the list sorted).
+ */
+export {};
