@@ -135,6 +135,8 @@ export interface SaveOptions {
   overwrite?: boolean;
   /** Path of the model this one was read from; saving over it is refused. */
   inputPath?: string;
+  /** fsync the file before the rename (survives power loss; costs about as much as the write itself). */
+  durable?: boolean;
 }
 
 /** Serialize in memory (inline data only). Throws if the model exceeds protobuf's 2 GiB limit. */
@@ -221,7 +223,7 @@ export function saveModel(m: Model, file: string, opts: SaveOptions = {}): { byt
           file,
         );
     }
-    writeMessage(msg!, tmp);
+    writeMessage(msg!, tmp, opts.durable ?? false);
     if (external) fs.renameSync(tmpData, dataPath);
     fs.renameSync(tmp, out);
     return { bytes: msg!.size, externalBytes: extBytes };
@@ -252,7 +254,7 @@ function writeAll(fd: number, b: Uint8Array): void {
 }
 
 /** Stream a message tree to a file: small chunks are coalesced, large tensor views are written directly. */
-function writeMessage(msg: Message, file: string): void {
+function writeMessage(msg: Message, file: string, durable: boolean): void {
   const fd = fs.openSync(file, 'w');
   try {
     const stage = Buffer.allocUnsafe(1 << 20);
@@ -274,7 +276,7 @@ function writeMessage(msg: Message, file: string): void {
       used += b.byteLength;
     });
     if (used) writeAll(fd, stage.subarray(0, used));
-    fs.fsyncSync(fd);
+    if (durable) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
