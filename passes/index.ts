@@ -3,3 +3,6 @@
  * import line below (keep the list sorted).
  */
 export {};
+import './dce.js';
+import './eliminate-identity.js';
+import './toposort.js';
