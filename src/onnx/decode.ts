@@ -956,3 +956,8 @@ function externalRef(entries: [string, string][], name: string, at: number): Ext
     throw new DecodeError(`tensor '${name}': invalid external data offset '${offset}'`, at);
   return { location, offset, length, entries };
 }
+
+/** Decode a single TensorProto (e.g. an `input_0.pb` of an ONNX test_data_set). Raw data stays a view into `buf`. */
+export function decodeTensorProto(buf: Uint8Array): Tensor {
+  return new Decoder(buf, {}).tensor([0, buf.length]);
+}

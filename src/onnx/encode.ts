@@ -270,3 +270,8 @@ export function typeProto(t: TypeInfo): Message {
   if (t.denotation !== undefined) msg.string(6, t.denotation);
   return msg.seal();
 }
+
+/** Encode a single TensorProto (e.g. an `output_0.pb` of an ONNX test_data_set), data inline. */
+export function encodeTensorProto(t: Tensor): Buffer {
+  return new Encoder({}).tensor(t).toBuffer();
+}
