@@ -5,4 +5,5 @@
 export {};
 import './dce.js';
 import './eliminate-identity.js';
+import './topk-attention.js';
 import './toposort.js';
