@@ -1,0 +1,91 @@
+import * as fc from 'fast-check';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import type { Model } from '../../../src/ir/index.js';
+import { decodeModel, loadModel, serializeModel } from '../../../src/onnx/index.js';
+import { buildGateModel, gateFeeds } from '../../../passes/lib/gates.js';
+import { applyPrune } from '../../../passes/lib/prune-apply.js';
+import { recognizeLayers } from '../../../passes/lib/prune-layers.js';
+import { groupCount, normalizePruneSet, type PruneLayer, type PruneSet } from '../../../passes/lib/prune-types.js';
+import { DEV_JSONL, TINY_MODEL } from '../../support/paths.js';
+import { devFeeds } from '../../support/ort.js';
+
+const opts: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1 };
+
+async function run(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Float32Array> {
+  const s = await ort.InferenceSession.create(bytes, opts);
+  const f: Record<string, ort.Tensor> = {};
+  for (const n of s.inputNames) f[n] = feeds[n]!;
+  const out = await s.run(f);
+  await s.release();
+  return out[s.outputNames[0]!]!.data as Float32Array;
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** An arbitrary prune set for the layers: any heads, groups and blocks (including all of them). */
+function pruneSetArb(layers: PruneLayer[], groupSize: number): fc.Arbitrary<PruneSet> {
+  return fc
+    .tuple(
+      ...layers.map((l) =>
+        fc.record({
+          attention: fc.integer({ min: 0, max: 3 }).map((x) => x === 0),
+          ffn: fc.integer({ min: 0, max: 3 }).map((x) => x === 0),
+          heads: fc.subarray([...Array(l.attention!.heads).keys()]),
+          groups: fc.subarray([...Array(groupCount(l.ffn!.size, groupSize)).keys()]),
+        }),
+      ),
+    )
+    .map((ls) => ({
+      groupSize,
+      layers: ls.map((x, i) => ({ layer: layers[i]!.index, ...x })),
+    }));
+}
+
+function clone(m: Model): Model {
+  return decodeModel(serializeModel(m));
+}
+
+describe('pruned model equals the gate-masked model', () => {
+  const original = loadModel(TINY_MODEL);
+  const layers = recognizeLayers(original).layers;
+  const feeds = devFeeds(DEV_JSONL, 6, 100);
+  const B = feeds.input_ids!.dims[0]!;
+
+  it('recognizes both layers of the tiny model', () => {
+    expect(layers.map((l) => [l.index, l.norm, l.attention?.heads, l.attention?.headSize, l.ffn?.size])).toEqual([
+      [0, 'post', 2, 64, 512],
+      [1, 'post', 2, 64, 512],
+    ]);
+  });
+
+  for (const groupSize of [64, 100]) {
+    it(`random heads/groups/blocks, group size ${groupSize} (real tiny model)`, async () => {
+      const gm = buildGateModel(original, layers, groupSize);
+      await fc.assert(
+        fc.asyncProperty(pruneSetArb(layers, groupSize), async (set) => {
+          const m = clone(original);
+          const ml = recognizeLayers(m).layers;
+          const stats = applyPrune(m, ml, set);
+          const norm = normalizePruneSet(set, layers);
+          const empty = norm.layers.every((l) => !l.attention && !l.ffn && !l.heads.length && !l.groups.length);
+          expect(stats.paramsRemoved > 0).toBe(!empty);
+          const pruned = await run(serializeModel(m), feeds);
+          const masked = await run(gm.bytes, { ...feeds, ...gateFeeds(gm, [norm], B) });
+          expect(maxAbsDiff(pruned, masked)).toBeLessThan(1e-4);
+          if (!empty) {
+            // the check can fail: the unmasked gate model differs from the pruned one
+            const full = await run(gm.bytes, { ...feeds, ...gateFeeds(gm, [{ groupSize, layers: [] }], B) });
+            expect(maxAbsDiff(pruned, full)).toBeGreaterThan(1e-4);
+          }
+        }),
+        { numRuns: 8, seed: 42 },
+      );
+    });
+  }
+});
