@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { register as inspect } from './inspect.js';
 import { register as convert } from './convert.js';
+import { register as golden } from './golden.js';
 
 /** Every CLI command, in the order `axc --help` lists them. Add a command: a file here and a line below. */
-export const commands: ((program: Command) => void)[] = [inspect, convert];
+export const commands: ((program: Command) => void)[] = [inspect, convert, golden];
