@@ -9,8 +9,26 @@ import type { Model } from '../ir/index.js';
  * - `names`: a list of identifiers (e.g. `heads, ffn-groups(64)`), each optionally with one numeric argument.
  * - `data`: the name of a data source declared in the plan.
  * - `boolean`, `string`.
+ * - `condition`: written `where METRIC OP NUMBER[%]` (e.g. `where significance < 0`), stored as a Condition.
+ * - `bound`: written `keep OP NUMBER[%]` (e.g. `keep >= 25%`), stored as a Bound (a percent is stored as a fraction).
  */
-export type OptionType = 'number' | 'integer' | 'boolean' | 'string' | 'enum' | 'layers' | 'names' | 'data';
+export type OptionType =
+  'number' | 'integer' | 'boolean' | 'string' | 'enum' | 'layers' | 'names' | 'data' | 'condition' | 'bound';
+
+export type CompareOp = '<' | '<=' | '>' | '>=' | '==' | '!=';
+
+/** `where significance < 0.001` → { metric: 'significance', op: '<', value: 0.001 } (a percent is a fraction). */
+export interface Condition {
+  metric: string;
+  op: CompareOp;
+  value: number;
+}
+
+/** `keep >= 25%` → { op: '>=', value: 0.25 }. */
+export interface Bound {
+  op: CompareOp;
+  value: number;
+}
 
 export interface OptionSpec {
   type: OptionType;

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { register as inspect } from './inspect.js';
 import { register as convert } from './convert.js';
 import { register as golden } from './golden.js';
+import { register as check } from './check.js';
+import { register as passes } from './passes.js';
 
 /** Every CLI command, in the order `axc --help` lists them. Add a command: a file here and a line below. */
-export const commands: ((program: Command) => void)[] = [inspect, convert, golden];
+export const commands: ((program: Command) => void)[] = [inspect, convert, golden, check, passes];
