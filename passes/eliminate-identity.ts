@@ -20,6 +20,9 @@ export function noopReason(n: Node, memo: Map<Value, DataType | undefined>): str
   switch (n.opType) {
     case 'Identity':
       return x ? null : 'it has no input';
+    case 'Concat':
+      // a Concat of a single tensor returns it unchanged
+      return n.inputs.length === 1 && x ? null : undefined;
     case 'Cast':
     case 'CastLike': {
       const to = n.opType === 'Cast' ? n.getInt('to') : elemTypeOf(n.input(1), memo);

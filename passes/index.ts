@@ -3,7 +3,10 @@
  * import line below (keep the list sorted).
  */
 export {};
+import './cleanup.js';
+import './cse.js';
 import './dce.js';
 import './eliminate-identity.js';
+import './fold-constants.js';
 import './topk-attention.js';
 import './toposort.js';

@@ -1,4 +1,5 @@
-import { checkModel, Graph, Model, modelText, type Diagnostic } from '../../../src/ir/index.js';
+import type { Diagnostic } from '../../../src/diagnostics/index.js';
+import { checkModel, Graph, Model, modelText } from '../../../src/ir/index.js';
 import { getPass, withDefaults, type PassContext, type PassResult } from '../../../src/pass/index.js';
 import '../../../passes/index.js';
 
