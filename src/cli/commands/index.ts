@@ -4,6 +4,7 @@ import { register as convert } from './convert.js';
 import { register as golden } from './golden.js';
 import { register as check } from './check.js';
 import { register as passes } from './passes.js';
+import { register as bench } from './bench.js';
 
 /** Every CLI command, in the order `axc --help` lists them. Add a command: a file here and a line below. */
-export const commands: ((program: Command) => void)[] = [inspect, convert, golden, check, passes];
+export const commands: ((program: Command) => void)[] = [inspect, convert, golden, check, passes, bench];
