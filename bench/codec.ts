@@ -29,10 +29,13 @@ export function benchCodec(models: string[], repeats = 3): string[] {
   const lines: string[] = [];
   const baseline = runWorker(['--baseline']).peakRss;
   lines.push(`node + axc baseline RSS: ${(baseline / 1e6).toFixed(0)} MB`);
-  lines.push('model                                   size MB   read ms  write ms   total GB/s   peak RSS MB   peak/size  (peak-baseline)/size  identical');
+  lines.push(
+    'model                                   size MB   read ms  write ms   total GB/s   peak RSS MB   peak/size  (peak-baseline)/size  identical',
+  );
   for (const m of models) {
     const runs: CodecFigures[] = [];
-    for (let i = 0; i < repeats; i++) runs.push(runWorker([m, path.join(os.tmpdir(), `axc-bench-${process.pid}.onnx`)]));
+    for (let i = 0; i < repeats; i++)
+      runs.push(runWorker([m, path.join(os.tmpdir(), `axc-bench-${process.pid}.onnx`)]));
     runs.sort((a, b) => a.readMs + a.writeMs - (b.readMs + b.writeMs));
     const r = runs[Math.floor(runs.length / 2)]!;
     const total = r.readMs + r.writeMs;

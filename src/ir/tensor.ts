@@ -19,7 +19,20 @@ export type TensorStorage =
     }
   | { kind: 'strings'; values: Uint8Array[] }
   | { kind: 'external'; ref: ExternalRef; load: () => Uint8Array }
-  | { kind: 'lazy'; compute: () => Uint8Array };
+  | { kind: 'lazy'; compute: () => Uint8Array }
+  | { kind: 'file'; range: FileRange };
+
+/**
+ * A byte range of a file (the model file itself, for large weights): never read until needed, and streamed
+ * on write without being held in memory. The reader supplies `read`; the IR does no I/O of its own.
+ */
+export interface FileRange {
+  file: string;
+  offset: number;
+  length: number;
+  /** Fill `into` with the bytes at [offset + at, offset + at + into.length). */
+  read(into: Uint8Array, at: number): void;
+}
 
 export type TypedField = 'float_data' | 'int32_data' | 'int64_data' | 'double_data' | 'uint64_data';
 
@@ -100,6 +113,10 @@ export class Tensor {
       case 'lazy':
         out = s.compute();
         break;
+      case 'file':
+        out = new Uint8Array(s.range.length);
+        s.range.read(out, 0);
+        break;
       case 'typed':
         out = typedToRaw(this.dataType, this.numElements, s.field, s.values);
         break;
@@ -113,6 +130,24 @@ export class Tensor {
     }
     this.cachedBytes = out;
     return out;
+  }
+
+  /**
+   * Pass the raw bytes to `sink` in order, without keeping them: file-backed tensors are read in pieces into one
+   * reused buffer, so writing a model never holds its weights in memory. `sink` must consume each chunk at once.
+   */
+  writeTo(sink: (chunk: Uint8Array) => void, pieceSize = 1 << 24): void {
+    const s = this.storage;
+    if (s.kind !== 'file' || this.cachedBytes) {
+      sink(this.bytes());
+      return;
+    }
+    const buf = new Uint8Array(Math.min(pieceSize, s.range.length));
+    for (let at = 0; at < s.range.length; at += buf.length) {
+      const piece = at + buf.length <= s.range.length ? buf : buf.subarray(0, s.range.length - at);
+      s.range.read(piece, at);
+      sink(piece);
+    }
   }
 
   /** The string_data entries of a STRING tensor. */

@@ -10,6 +10,7 @@ import {
   Value,
   type AttrValue,
   type ExternalRef,
+  type FileRange,
   type Opaque,
   type Shape,
   type TensorStorage,
@@ -21,7 +22,12 @@ import { DecodeError, WireReader, readRepeatedFloat, readRepeatedVarint } from '
 export interface DecodeOptions {
   /** Loads an external tensor's bytes (resolved and checked by the caller). Called lazily, once per tensor. */
   loadExternal?: (ref: ExternalRef, tensorName: string) => Uint8Array;
+  /** File ranges referred to by FILE_RANGE_MARKER fields of a skeleton (see scan.ts). */
+  fileRanges?: FileRange[];
 }
+
+/** TensorProto field number used inside a skeleton to mark a file-backed raw_data (see scan.ts). */
+const FILE_RANGE_MARKER = 19999;
 
 /** Decode an ONNX ModelProto. Tensor data stays as views into `buf`. Throws DecodeError on malformed input. */
 export function decodeModel(buf: Uint8Array, opts: DecodeOptions = {}): Model {
@@ -704,6 +710,7 @@ class Decoder {
     let strings: Uint8Array[] | undefined;
     let external: [string, string][] | undefined;
     let dataLocation: number | undefined;
+    let fileRange: FileRange | undefined;
     let doc: string | undefined;
     let segment: { begin?: number; end?: number } | undefined;
     let metadata: [string, string][] | undefined;
@@ -791,12 +798,19 @@ class Decoder {
           this.expectWire(r, wt, 2, at);
           (metadata ??= []).push(this.stringEntry(r.lengthDelimited()));
           break;
+        case FILE_RANGE_MARKER: {
+          const idx = this.expectVarint(r, wt, at);
+          fileRange = this.opts.fileRanges?.[idx];
+          if (!fileRange) r.fail(`file range marker ${idx} without a range`, at);
+          break;
+        }
         default:
           unknown.push(r.skip(wt, at));
       }
     }
     let storage: TensorStorage;
-    if (dataLocation === 1 || (external && raw === undefined)) {
+    if (fileRange) storage = { kind: 'file', range: fileRange };
+    else if (dataLocation === 1 || (external && raw === undefined)) {
       const ref = externalRef(external ?? [], name ?? '', range[0]);
       const load = this.opts.loadExternal;
       storage = {

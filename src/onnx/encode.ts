@@ -169,7 +169,9 @@ class Encoder {
     }
     if (st.kind === 'strings') for (const s of st.values) msg.bytes(6, s);
     if (!t.nameOmitted || t.name !== '') msg.string(8, t.name);
-    if (!place && st.kind !== 'typed' && st.kind !== 'strings') msg.bytes(9, t.bytes());
+    if (!place && st.kind === 'file')
+      msg.deferredBytes(9, { length: st.range.length, write: (sink) => t.writeTo(sink) });
+    else if (!place && st.kind !== 'typed' && st.kind !== 'strings') msg.bytes(9, t.bytes());
     if (t.docString !== undefined) msg.string(12, t.docString);
     if (place) {
       for (const e of place.entries) msg.message(13, entry(e));

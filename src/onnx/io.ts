@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ExternalRef, Model, Tensor } from '../ir/index.js';
+import type { ExternalRef, FileRange, Model, Tensor } from '../ir/index.js';
+import { scanModelFile } from './scan.js';
 import { decodeModel } from './decode.js';
 import { encodeModel } from './encode.js';
 import { DecodeError, type Message } from './wire.js';
@@ -23,13 +24,33 @@ export const PROTOBUF_LIMIT = 2 ** 31 - 1;
 export interface LoadOptions {
   /** Read the file with this buffer instead (the path is then used for messages and external data). */
   buffer?: Uint8Array;
+  /**
+   * Keep large initializers in the file (read when needed, streamed on write) instead of reading the whole file.
+   * Default: when the file is at least 64 MiB. The file must not change while the model is in use.
+   */
+  stream?: boolean;
+  /** Initializers of at least this many bytes stay in the file when streaming (default 64 KiB). */
+  streamThreshold?: number;
 }
+
+const STREAM_FILE_SIZE = 64 << 20;
 
 /** Read an ONNX model. Weights stay views into the file buffer; external data is read lazily, confined to the model's folder. */
 export function loadModel(file: string, opts: LoadOptions = {}): Model {
   let buf: Uint8Array;
+  let fileRanges: FileRange[] | undefined;
   if (opts.buffer) buf = opts.buffer;
-  else {
+  else if (opts.stream ?? statSize(file) >= STREAM_FILE_SIZE) {
+    try {
+      const sk = scanModelFile(file, opts.streamThreshold ?? 64 << 10);
+      buf = sk.bytes;
+      fileRanges = sk.ranges;
+    } catch (e) {
+      if (!(e instanceof DecodeError)) throw e;
+      // malformed structure: decode the whole file for the detailed error (and offsets in file terms)
+      buf = fs.readFileSync(file);
+    }
+  } else {
     try {
       const st = fs.statSync(file);
       if (st.isDirectory()) throw new ModelFileError(`${file}: is a directory, not an ONNX file`, file);
@@ -44,7 +65,7 @@ export function loadModel(file: string, opts: LoadOptions = {}): Model {
   }
   const dir = path.dirname(path.resolve(file));
   try {
-    return decodeModel(buf, { loadExternal: (ref, name) => readExternal(dir, file, ref, name) });
+    return decodeModel(buf, { loadExternal: (ref, name) => readExternal(dir, file, ref, name), fileRanges });
   } catch (e) {
     if (e instanceof DecodeError) {
       const hint =
@@ -56,6 +77,14 @@ export function loadModel(file: string, opts: LoadOptions = {}): Model {
       );
     }
     throw e;
+  }
+}
+
+function statSize(file: string): number {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return 0; // the regular path reports the error
   }
 }
 
@@ -199,19 +228,19 @@ export function saveModel(m: Model, file: string, opts: SaveOptions = {}): { byt
             fs.writeSync(fd, Buffer.alloc(pad));
             extBytes += pad;
           }
-          const bytes = t.bytes();
-          writeAll(fd, bytes);
+          const length = t.byteLength;
+          t.writeTo((chunk) => writeAll(fd, chunk));
           const ref: ExternalRef = {
             location,
             offset: extBytes,
-            length: bytes.byteLength,
+            length,
             entries: [
               ['location', location],
               ['offset', String(extBytes)],
-              ['length', String(bytes.byteLength)],
+              ['length', String(length)],
             ],
           };
-          extBytes += bytes.byteLength;
+          extBytes += length;
           return ref;
         },
       });

@@ -187,7 +187,13 @@ export function readRepeatedFloat(r: WireReader, wireType: number, out: number[]
 // Writing. Messages are built as a tree of chunks: each nested message knows its size before its bytes are
 // written, and large byte fields (tensor data) stay views that are written straight to the output.
 
-export type Chunk = Uint8Array | Message;
+/** Bytes produced only when the message is written (file-backed tensor data, streamed in pieces). */
+export interface Deferred {
+  length: number;
+  write(sink: (b: Uint8Array) => void): void;
+}
+
+export type Chunk = Uint8Array | Message | Deferred;
 
 export class Message {
   readonly parts: Chunk[] = [];
@@ -276,6 +282,16 @@ export class Message {
     return this;
   }
 
+  /** A bytes field whose payload is streamed at write time. */
+  deferredBytes(field: number, d: Deferred): this {
+    this.tag(field, 2);
+    this.pushVarint(d.length);
+    this.flushScratch();
+    this.parts.push(d);
+    this.size += d.length;
+    return this;
+  }
+
   message(field: number, m: Message): this {
     m.seal();
     this.tag(field, 2);
@@ -321,7 +337,8 @@ export class Message {
   walk(sink: (b: Uint8Array) => void): void {
     for (const p of this.parts) {
       if (p instanceof Message) p.walk(sink);
-      else sink(p);
+      else if (p instanceof Uint8Array) sink(p);
+      else p.write(sink);
     }
   }
 

@@ -40,6 +40,32 @@ describe('ONNX round trip on the real SST-2 model', () => {
     expect(big.bytes().buffer).toBe(buf.buffer);
   });
 
+  it('streams large weights from the file: only the structure is read, the output is still byte-identical', async () => {
+    const m = loadModel(TINY_MODEL, { stream: true, streamThreshold: 4096 });
+    const big = m.graph.initializers.filter((v) => v.constValue!.byteLength >= 8192);
+    expect(big.length).toBeGreaterThan(10);
+    expect(big.every((v) => v.constValue!.storageKind === 'file')).toBe(true);
+    const dir = tmp();
+    const out = path.join(dir, 'streamed.onnx');
+    saveModel(m, out);
+    expect(Buffer.compare(fs.readFileSync(out), orig)).toBe(0);
+    expect(Buffer.compare(serializeModel(m), orig)).toBe(0);
+    const feeds = devFeeds(DEV_JSONL, 4);
+    const a = await runModel(orig, feeds);
+    const b = await runModel(serializeModel(m), feeds);
+    expect(Array.from(b.logits!.data as Float32Array)).toEqual(Array.from(a.logits!.data as Float32Array));
+  });
+
+  it('notices when a streamed model file changes on disk', () => {
+    const dir = tmp();
+    const copy = path.join(dir, 'm.onnx');
+    fs.copyFileSync(TINY_MODEL, copy);
+    const m = loadModel(copy, { stream: true, streamThreshold: 4096 });
+    fs.appendFileSync(copy, Buffer.alloc(10));
+    const t = m.graph.initializers.find((v) => v.constValue!.storageKind === 'file')!.constValue!;
+    expect(() => t.bytes()).toThrow(/changed on disk after it was read/);
+  });
+
   it('writes and reads external data, with outputs unchanged', async () => {
     const dir = tmp();
     const out = path.join(dir, 'ext.onnx');
@@ -88,14 +114,16 @@ describe('bad model files', () => {
     ],
   ])('%s gets a clear error naming the file', (name, data, re) => {
     const p = write(name, data);
-    let err: unknown;
-    try {
-      loadModel(p);
-    } catch (e) {
-      err = e;
+    for (const stream of [false, true]) {
+      let err: unknown;
+      try {
+        loadModel(p, { stream });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ModelFileError);
+      expect((err as Error).message).toMatch(re);
     }
-    expect(err).toBeInstanceOf(ModelFileError);
-    expect((err as Error).message).toMatch(re);
   });
 
   it('a missing file is a clear error', () => {
