@@ -239,7 +239,6 @@ export function compareOutput(name: string, a: OutputRows, b: OutputRows, tol: O
     }
     const ay = Math.abs(y);
     if (ay > 0) maxRel = Math.max(maxRel, d / ay);
-    else if (d > 0 && Number.isFinite(y)) maxRel = Math.max(maxRel, d === 0 ? 0 : Infinity);
     if (checkTol) {
       if (!(d <= atol + rtol * ay)) violations++;
       passAtol = Math.max(passAtol, d - rtol * (Number.isFinite(ay) ? ay : 0));
@@ -317,8 +316,20 @@ export function fmt(x: number): string {
   if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
   if (x === 0) return '0';
   const a = Math.abs(x);
-  if (a < 1e-3 || a >= 1e5) return x.toExponential(2).replace('e+', 'e');
+  if (a < 1e-3 || a >= 1e5)
+    return x
+      .toExponential(2)
+      .replace(/\.?0+e/, 'e')
+      .replace('e+', 'e');
   return String(Number(x.toPrecision(4)));
+}
+
+/** Like fmt, but rounded up (to 3 significant digits), for a tolerance that must pass when used as printed. */
+export function fmtUp(x: number): string {
+  if (!Number.isFinite(x) || x <= 0) return fmt(x);
+  const f = 10 ** (Math.floor(Math.log10(x)) - 2);
+  const up = Math.ceil(x / f) * f;
+  return fmt(Number(up.toPrecision(3)));
 }
 
 const pct = (x: number, digits = 1): string => `${(x * 100).toFixed(digits)}%`;
@@ -336,7 +347,7 @@ function outputFailures(
   if (t && t.violations > 0) {
     const would =
       Number.isFinite(t.passingAtol) || Number.isFinite(t.passingRtol)
-        ? `would pass with atol ${fmt(t.passingAtol)} at rtol ${fmt(t.rtol)}${Number.isFinite(t.passingRtol) ? `, or rtol ${fmt(t.passingRtol)} at atol ${fmt(t.atol)}` : ''}`
+        ? `would pass with atol ${fmtUp(t.passingAtol)} at rtol ${fmt(t.rtol)}${Number.isFinite(t.passingRtol) ? `, or rtol ${fmtUp(t.passingRtol)} at atol ${fmt(t.atol)}` : ''}`
         : 'no tolerance passes: NaN or infinite values differ';
     out.push(
       diag(
@@ -495,7 +506,7 @@ export function renderVerifyResult(r: VerifyResult, opts: { timing?: boolean; na
       Number.isNaN(c.cosine) ? 'NaN' : c.cosine.toFixed(6),
       c.argmaxAgreement === undefined ? '-' : pct(c.argmaxAgreement, 2),
       t
-        ? `atol ${fmt(t.atol)} rtol ${fmt(t.rtol)}: ${t.violations ? `${t.violations} over (needs atol ${fmt(t.passingAtol)})` : 'ok'}`
+        ? `atol ${fmt(t.atol)} rtol ${fmt(t.rtol)}: ${t.violations ? `${t.violations} over (needs atol ${fmtUp(t.passingAtol)})` : 'ok'}`
         : '-',
     ]);
   }
