@@ -202,15 +202,17 @@ const intsOf = (t: CTensor, what: string): number[] => {
 
 function castValue(v: number | bigint, from: DataType, to: DataType): number | bigint {
   if (from === to) return v;
-  if (to === DataType.BOOL) return v ? 1 : 0; // NaN is true, as static_cast<bool>
+  if (to === DataType.BOOL) return v !== 0 && v !== 0n ? 1 : 0; // NaN is true and -0 false, as static_cast<bool>
   if (to === DataType.INT64) {
     if (typeof v === 'bigint') return v;
-    if (!Number.isFinite(v) || Math.abs(v) >= 2 ** 63) decline(`cast of ${v} to int64 is undefined`);
+    if (!Number.isFinite(v) || Math.abs(v) >= 2 ** 63)
+      decline(`${v} is outside the int64 range, so its cast is undefined`);
     return BigInt(Math.trunc(v));
   }
   if (to === DataType.INT32) {
     if (typeof v === 'bigint') return Number(BigInt.asIntN(32, v));
-    if (!Number.isFinite(v) || v >= 2 ** 31 || v < -(2 ** 31)) decline(`cast of ${v} to int32 is undefined`);
+    if (!Number.isFinite(v) || v >= 2 ** 31 || v < -(2 ** 31))
+      decline(`${v} is outside the int32 range, so its cast is undefined`);
     return Math.trunc(v);
   }
   if (to === DataType.FLOAT || to === DataType.DOUBLE) {
