@@ -14,7 +14,8 @@ export { globalRegistry, localRegistry, example, type CheckOptions, type ModelIn
 
 /** Parse a plan: its AST (what could be recovered) and the syntax errors. */
 export function parsePlan(source: string, file: string): { ast: PlanAst; diagnostics: Diagnostic[] } {
-  return parse(source, file);
+  const { ast, diagnostics } = parse(source, file);
+  return { ast, diagnostics };
 }
 
 /**
@@ -26,11 +27,9 @@ export function checkPlan(
   file: string,
   opts: CheckOptions = {},
 ): { plan?: Plan; ast: PlanAst; diagnostics: Diagnostic[] } {
-  const { ast, diagnostics: syntax } = parse(source, file);
-  const errorLines = new Set<number>();
-  for (const d of syntax) if (d.location.kind === 'plan') errorLines.add(d.location.line);
-  const checker = new PlanChecker(ast, source, opts);
-  const plan = checker.lower(errorLines);
+  const { ast, diagnostics: syntax, brokenData } = parse(source, file);
+  const checker = new PlanChecker(ast, source, opts, brokenData);
+  const plan = checker.lower();
   const semantic = [...checker.diagnostics].sort(byPosition);
   const diagnostics = [...syntax, ...semantic];
   return hasErrors(diagnostics) ? { ast, diagnostics } : { plan, ast, diagnostics };

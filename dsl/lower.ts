@@ -123,6 +123,8 @@ export class PlanChecker {
     readonly ast: A.PlanAst,
     readonly source: string,
     readonly opts: CheckOptions = {},
+    /** Data names declared by statements with syntax errors: uses of them are not reported again. */
+    private readonly brokenData: ReadonlySet<string> = new Set(),
   ) {
     this.registry = opts.registry ?? globalRegistry;
     const info: ModelInfo = { ...opts.modelInfo };
@@ -140,13 +142,9 @@ export class PlanChecker {
     this.diagnostics.push(diag(code, 'warning', message, loc(span), notes));
   }
 
-  /** Lower the whole plan; statements on lines in `skipLines` (syntax errors) are not checked again. */
-  lower(skipLines: ReadonlySet<number> = new Set()): Plan {
-    const skip = (s: A.Statement) => {
-      for (let l = s.span.line; l <= s.span.endLine; l++) if (skipLines.has(l)) return true;
-      return false;
-    };
-    const stmts = this.ast.statements.filter((s) => !skip(s));
+  /** Lower the whole plan (statements with syntax errors are not in the AST). */
+  lower(): Plan {
+    const stmts = this.ast.statements;
     const data: DataDecl[] = [];
     // data first: steps and verify may name a source declared further down
     for (const s of stmts) if (s.kind === 'data') this.lowerData(s, data);
@@ -288,7 +286,10 @@ export class PlanChecker {
   private checkDataFile(d: DataDecl, s: A.DataStmt, given: Map<string, A.DataOption>): void {
     const exists = fs.existsSync(d.path);
     if (!exists) {
-      if (this.opts.checkFiles) this.warn('AX2203', `data file '${d.path}' does not exist`, s.path.span);
+      if (this.opts.checkFiles)
+        this.warn('AX2203', `data file "${s.path.value}" of '${d.name}' does not exist`, s.path.span, [
+          "paths are relative to the plan's folder",
+        ]);
       return;
     }
     if (d.format === 'jsonl') {
@@ -331,6 +332,7 @@ export class PlanChecker {
   private dataRef(n: A.Name): boolean {
     this.usedData.add(n.text);
     if (this.dataByName.has(n.text)) return true;
+    if (this.brokenData.has(n.text)) return false;
     const names = [...this.dataByName.keys()];
     this.error('AX2106', `no data source named '${n.text}'`, n.span, [
       ...hint(n.text, names),
@@ -487,17 +489,10 @@ export class PlanChecker {
         case 'values': {
           const w = a.items[0]!;
           if (a.items.length !== 1 || w.kind !== 'word' || w.arg) {
-            this.error(
-              'AX2110',
-              `unexpected value '${listText(a)}' in '${kw}': a value follows an option name`,
-              a.span,
-              [
-                `e.g. ${Object.keys(pass.options)
-                  .slice(0, 1)
-                  .map((n) => `${kw} ${n} VALUE`)
-                  .join('')}`.trim(),
-              ],
-            );
+            const names = Object.keys(pass.options).filter((n) => n !== pass.positional);
+            this.error('AX2110', `unexpected value '${listText(a)}' in '${kw}': no option name before it`, a.span, [
+              names.length ? `options of '${kw}': ${names.join(', ')} (write NAME VALUE)` : `'${kw}' takes no options`,
+            ]);
             break;
           }
           const name = w.name;
@@ -509,6 +504,9 @@ export class PlanChecker {
               if (nw?.kind === 'word' && (nw.name === 'true' || nw.name === 'false')) {
                 set(name, nw.name === 'true', spanUnion(w.span, nw.span));
                 i++;
+              } else if (next?.kind === 'values' && (next.items.length > 1 || nw?.kind !== 'word')) {
+                i++;
+                this.convert(next, sp, name, kw); // reports it: a boolean is true or false
               } else set(name, true, w.span);
               break;
             }
@@ -567,13 +565,16 @@ export class PlanChecker {
           });
       }
     }
-    for (const [name, sp] of Object.entries(pass.options))
-      if (sp.required && !options.has(name) && sp.default === undefined)
-        this.error('AX2109', `'${kw}' needs option '${name}': ${sp.summary}`, s.keyword.span, [
-          name === pass.positional
-            ? `write it right after the keyword: ${kw} ${example(sp)}`
-            : `e.g. ${kw} ${name} ${example(sp)}`,
-        ]);
+    const stepHasErrors = () => this.diagnostics.slice(before).some((d) => d.severity === 'error');
+    // a missing required option is often a misspelt one, reported above: say it only when nothing else is wrong
+    if (!stepHasErrors())
+      for (const [name, sp] of Object.entries(pass.options))
+        if (sp.required && !options.has(name) && sp.default === undefined)
+          this.error('AX2109', `'${kw}' needs option '${name}': ${sp.summary}`, s.keyword.span, [
+            name === pass.positional
+              ? `write it right after the keyword: ${kw} ${example(sp)}`
+              : `e.g. ${kw} ${name} ${example(sp)}`,
+          ]);
     for (const req of pass.requires ?? []) {
       if (facts.has(req)) continue;
       const providers = this.registry
@@ -587,8 +588,7 @@ export class PlanChecker {
       ]);
     }
     for (const f of pass.provides ?? []) facts.add(f);
-    if (this.diagnostics.length > before && this.diagnostics.slice(before).some((d) => d.severity === 'error'))
-      return undefined;
+    if (stepHasErrors()) return undefined;
     const raw: Record<string, unknown> = {};
     for (const [k, v] of options) raw[k] = v.value;
     return { pass: kw, options: withDefaults(pass, raw), span: s.span };

@@ -2,8 +2,8 @@
  * The plan grammar: a chevrotain CstParser with rules as class properties, error recovery enabled so that
  * several syntax errors come out of one run.
  *
- *   plan        := (Newline | statement)*
- *   statement   := (dataStmt | verifyStmt | stepStmt) (Newline | EOF)
+ *   plan        := (Newline | statement)*        (parsePlan parses each line with `statement`, for recovery)
+ *   statement   := dataStmt | verifyStmt | stepStmt
  *   dataStmt    := 'data' NAME '=' FORMAT STRING (NAME value)*
  *   verifyStmt  := 'verify' 'on' NAME ':' requirement (';' requirement?)*
  *   requirement := (NAME | STRING | '*' | 'all') term*          term := NAME | CMP | NUMBER '%'?
@@ -25,14 +25,11 @@ import {
 } from 'chevrotain';
 import * as T from './tokens.js';
 
+/** Statements are parsed one line at a time (see visitor.ts), so EOF is the end of the statement's line. */
 const describe = (t: IToken | undefined): string =>
-  !t || t.tokenType === EOF
-    ? 'the end of the file'
-    : t.tokenType === T.Newline
-      ? 'the end of the line'
-      : `'${t.image}'`;
+  !t || t.tokenType === EOF || t.tokenType === T.Newline ? 'the end of the line' : `'${t.image}'`;
 
-const label = (t: TokenType): string => (t === EOF ? 'the end of the file' : (t.LABEL ?? t.name));
+const label = (t: TokenType): string => (t === EOF ? 'the end of the line' : (t.LABEL ?? t.name));
 
 const uniq = (xs: string[]): string[] => [...new Set(xs)];
 
@@ -62,15 +59,15 @@ export const messages: IParserErrorMessageProvider = {
     return `expected ${label(expected)} but found ${describe(actual)}`;
   },
   buildNotAllInputParsedMessage({ firstRedundant }) {
-    return `unexpected ${describe(firstRedundant)}: expected the end of the plan`;
+    return `unexpected ${describe(firstRedundant)} after the end of the statement`;
   },
   buildNoViableAltMessage({ expectedPathsPerAlt, actual, ruleName }) {
     const firsts = uniq(expectedPathsPerAlt.flatMap((alt) => alt.map((path) => (path[0] ? label(path[0]) : ''))));
-    return `unexpected ${describe(actual[0])} in ${RULE_NAMES[ruleName] ?? ruleName}; expected ${orList(firsts)}`;
+    return `expected ${orList(firsts)} in ${RULE_NAMES[ruleName] ?? ruleName}, found ${describe(actual[0])}`;
   },
   buildEarlyExitMessage({ expectedIterationPaths, actual, ruleName }) {
     const firsts = uniq(expectedIterationPaths.map((path) => (path[0] ? label(path[0]) : '')));
-    return `unexpected ${describe(actual[0])} in ${RULE_NAMES[ruleName] ?? ruleName}; expected ${orList(firsts)}`;
+    return `expected ${orList(firsts)} in ${RULE_NAMES[ruleName] ?? ruleName}, found ${describe(actual[0])}`;
   },
 };
 
@@ -92,7 +89,6 @@ export class PlanParser extends CstParser {
       { ALT: () => this.SUBRULE(this.verifyStmt) },
       { ALT: () => this.SUBRULE(this.stepStmt) },
     ]);
-    this.OR2([{ ALT: () => this.CONSUME2(T.Newline) }, { ALT: () => this.CONSUME(EOF) }]);
   });
 
   dataStmt = this.RULE('dataStmt', () => {

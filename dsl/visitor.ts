@@ -305,6 +305,10 @@ function syntaxCode(e: IRecognitionException): string {
 export interface ParseResult {
   ast: A.PlanAst;
   diagnostics: Diagnostic[];
+  /** Lines of statements that had syntax errors (left out of the AST). */
+  errorLines: Set<number>;
+  /** Names declared by `data` statements that had syntax errors (so uses of them are not reported again). */
+  brokenData: Set<string>;
 }
 
 /** Lex and parse a plan into its AST; syntax errors are diagnostics (the AST holds what could be recovered). */
@@ -330,29 +334,49 @@ export function parsePlan(source: string, file: string): ParseResult {
       );
     }
   }
-  // line continuation: a newline right after ',', ';' or ':' does not end the statement
-  const tokens: IToken[] = [];
+  // line continuation: a newline right after ',', ';' or ':' does not end the statement; then one statement a line
+  const lines: IToken[][] = [[]];
+  let prev: IToken | undefined;
   for (const t of lexed.tokens) {
     if (t.tokenType === T.Newline) {
-      const prev = tokens[tokens.length - 1];
-      if (prev && T.CONTINUES_LINE.has(prev.tokenType)) continue;
+      if (!(prev && T.CONTINUES_LINE.has(prev.tokenType)) && lines[lines.length - 1]!.length) lines.push([]);
+    } else lines[lines.length - 1]!.push(t);
+    prev = t;
+  }
+  const errorLines = new Set<number>();
+  for (const d of diagnostics) if (d.location.kind === 'plan') errorLines.add(d.location.line);
+  const builder = new AstBuilder(file, pos);
+  const statements: A.Statement[] = [];
+  for (const line of lines) {
+    if (!line.length) continue;
+    const last = line[line.length - 1]!;
+    const lineEnd = (last.endOffset ?? last.startOffset) + 1;
+    planParser.input = line;
+    const cst = planParser.statement();
+    // one syntax error per statement: later ones are usually consequences of the first
+    const e = planParser.errors[0];
+    const firstLine = line[0]!.startLine ?? 0;
+    if (e && !errorLines.has(firstLine)) {
+      const t = e.token;
+      const span =
+        t.tokenType === EOF || !Number.isFinite(t.startOffset)
+          ? pos.span(file, lineEnd, lineEnd + 1)
+          : pos.span(file, t.startOffset, (t.endOffset ?? t.startOffset) + 1);
+      diagnostics.push(diag(syntaxCode(e), 'error', e.message, { kind: 'plan', ...span }));
     }
-    tokens.push(t);
+    if (e || errorLines.has(firstLine)) {
+      for (let l = firstLine; l <= (last.endLine ?? firstLine); l++) errorLines.add(l);
+      continue; // a statement with a syntax error is not checked further
+    }
+    const st = builder.visit(cst) as A.Statement | undefined;
+    if (st) statements.push(st);
   }
-  planParser.input = tokens;
-  const cst = planParser.plan();
-  const seenLines = new Set<number>();
-  for (const e of planParser.errors) {
-    const t = e.token;
-    const span =
-      t.tokenType === EOF || !Number.isFinite(t.startOffset)
-        ? pos.span(file, source.length, source.length)
-        : pos.span(file, t.startOffset, (t.endOffset ?? t.startOffset) + 1);
-    // one syntax error per line: later ones on the same line are usually consequences of the first
-    if (seenLines.has(span.line)) continue;
-    seenLines.add(span.line);
-    diagnostics.push(diag(syntaxCode(e), 'error', e.message, { kind: 'plan', ...span }));
+  const ast: A.PlanAst = { kind: 'plan', file, statements, span: pos.span(file, 0, source.length) };
+  const brokenData = new Set<string>();
+  const srcLines = source.split(/\r?\n/);
+  for (const l of errorLines) {
+    const m = /^\s*data\s+([A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)/.exec(srcLines[l - 1] ?? '');
+    if (m) brokenData.add(m[1]!);
   }
-  const ast = new AstBuilder(file, pos).visit(cst) as A.PlanAst;
-  return { ast, diagnostics };
+  return { ast, diagnostics, errorLines, brokenData };
 }

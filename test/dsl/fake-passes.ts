@@ -88,6 +88,15 @@ export const FAKE_PASSES: AnyPass[] = [
     run: noRun,
   },
   {
+    name: 'ambiguous',
+    summary: 'test pass whose two enum options share a value',
+    options: {
+      speed: { type: 'enum', summary: 'speed', values: ['fast', 'slow'] },
+      mode: { type: 'enum', summary: 'mode', values: ['fast', 'exact'] },
+    },
+    run: noRun,
+  },
+  {
     name: 'cleanup',
     summary: 'remove dead code, identities and fold constants',
     options: {},
