@@ -5,6 +5,7 @@ import { register as golden } from './golden.js';
 import { register as check } from './check.js';
 import { register as passes } from './passes.js';
 import { register as bench } from './bench.js';
+import { register as diff } from './diff.js';
 
 /** Every CLI command, in the order `axc --help` lists them. Add a command: a file here and a line below. */
-export const commands: ((program: Command) => void)[] = [inspect, convert, golden, check, passes, bench];
+export const commands: ((program: Command) => void)[] = [inspect, convert, golden, check, passes, bench, diff];
