@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import { register as compile } from './compile.js';
 import { register as inspect } from './inspect.js';
+import './inspect-layers.js';
 import { register as convert } from './convert.js';
 import { register as golden } from './golden.js';
 import { register as check } from './check.js';
@@ -8,4 +10,4 @@ import { register as bench } from './bench.js';
 import { register as diff } from './diff.js';
 
 /** Every CLI command, in the order `axc --help` lists them. Add a command: a file here and a line below. */
-export const commands: ((program: Command) => void)[] = [inspect, convert, golden, check, passes, bench, diff];
+export const commands: ((program: Command) => void)[] = [compile, inspect, convert, golden, check, passes, bench, diff];
