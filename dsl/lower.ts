@@ -405,6 +405,7 @@ export class PlanChecker {
       const a = args[i]!;
       switch (a.kind) {
         case 'on': {
+          this.usedData.add(a.data.text);
           const sp = spec('on', a.span, 'on');
           if (!sp) break;
           const v = this.convert(wordList(a.data), sp, 'on', kw);
