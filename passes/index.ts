@@ -3,6 +3,7 @@
  * import line below (keep the list sorted).
  */
 export {};
+import './analysis/analyze-layers.js';
 import './cleanup.js';
 import './cse.js';
 import './dce.js';

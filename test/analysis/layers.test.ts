@@ -1,0 +1,260 @@
+import { describe, expect, it } from 'vitest';
+import { DataType, Value, type Model, type Node } from '../../src/ir/index.js';
+import { loadModel } from '../../src/onnx/index.js';
+import { analyzeLayers, projections, type LayerAnalysis } from '../../passes/analysis/layers.js';
+import { TINY_MODEL } from '../support/paths.js';
+import { buildBert, smallConfig, type BertConfig } from '../gen/bert.js';
+
+/** Every structural invariant a consumer relies on, checked against the config the model was generated from. */
+function checkAgainstConfig(a: LayerAnalysis, c: Pick<BertConfig, 'layers' | 'hidden' | 'heads' | 'ffn' | 'labels'>) {
+  expect(a.layers.length).toBe(c.layers);
+  const seen = new Set<Node>();
+  a.layers.forEach((l, i) => {
+    expect(l.index).toBe(i);
+    expect([l.hidden, l.heads, l.headSize, l.ffnSize]).toEqual([c.hidden, c.heads, c.hidden / c.heads, c.ffn]);
+    if (i > 0) expect(l.input).toBe(a.layers[i - 1]!.output);
+    const p = projections(l);
+    for (const [role, lin] of Object.entries(p)) {
+      const w = lin.weight.constValue!;
+      expect(w, role).toBeDefined();
+      const [inF, outF] =
+        role === 'up' ? [c.hidden, c.ffn] : role === 'down' ? [c.ffn, c.hidden] : [c.hidden, c.hidden];
+      expect([lin.inFeatures, lin.outFeatures], role).toEqual([inF, outF]);
+      const dims =
+        lin.form === 'fused-qkv' ? [c.hidden, 3 * c.hidden] : lin.layout === 'in-out' ? [inF, outF] : [outF, inF];
+      expect([...w.dims], role).toEqual(dims);
+      expect(lin.matmul.inputs.includes(lin.weight), role).toBe(true);
+      expect(lin.bias, `${role} bias`).toBeDefined();
+      expect(l.nodes.includes(lin.matmul), `${role} in layer nodes`).toBe(true);
+    }
+    expect(l.norms.attention.gamma.constValue!.dims).toEqual([c.hidden]);
+    expect(l.norms.ffn.gamma.constValue!.dims).toEqual([c.hidden]);
+    if (l.attention.softmax) expect(l.nodes.includes(l.attention.softmax)).toBe(true);
+    for (const n of l.nodes) {
+      expect(seen.has(n), `node ${n.name} in two layers`).toBe(false);
+      seen.add(n);
+    }
+  });
+  expect(a.embeddings?.word).toBeDefined();
+  expect(a.head?.classifier?.outFeatures).toBe(c.labels);
+}
+
+describe('layer recognition on the real bert-tiny export', () => {
+  const model = loadModel(TINY_MODEL);
+  const a = analyzeLayers(model);
+
+  it('recognizes 2 post-norm layers of 2 heads x 64, FFN 512, erf GELU, nothing left over', () => {
+    expect(a.unrecognized).toEqual([]);
+    checkAgainstConfig(a, { layers: 2, hidden: 128, heads: 2, ffn: 512, labels: 2 });
+    for (const l of a.layers) {
+      expect([l.norm, l.attentionKind, l.activation]).toEqual(['post', 'softmax', 'erf-gelu']);
+      expect(l.attention.scaling.form).toBe('mul-scores');
+      expect(l.attention.scaling.factor).toBeCloseTo(0.125, 7);
+      expect(l.attention.mask.form).toBe('add');
+      expect(l.norms.attention.form).toBe('LayerNormalization');
+    }
+  });
+
+  it('points at the exported nodes and parameters of each layer', () => {
+    const l1 = a.layers[1]!;
+    const p = '/m/bert/encoder/layer.1/';
+    expect(l1.attention.q.matmul.name).toBe(`${p}attention/self/query/MatMul`);
+    expect(l1.attention.q.biasAdd!.name).toBe(`${p}attention/self/query/Add`);
+    expect(l1.attention.q.bias!.name).toBe('m.bert.encoder.layer.1.attention.self.query.bias');
+    expect(l1.attention.k.bias!.name).toBe('m.bert.encoder.layer.1.attention.self.key.bias');
+    expect(l1.attention.v.bias!.name).toBe('m.bert.encoder.layer.1.attention.self.value.bias');
+    expect(l1.attention.o.bias!.name).toBe('m.bert.encoder.layer.1.attention.output.dense.bias');
+    expect(l1.ffn.up.bias!.name).toBe('m.bert.encoder.layer.1.intermediate.dense.bias');
+    expect(l1.ffn.down.bias!.name).toBe('m.bert.encoder.layer.1.output.dense.bias');
+    expect(l1.norms.attention.gamma.name).toBe('m.bert.encoder.layer.1.attention.output.LayerNorm.weight');
+    expect(l1.norms.ffn.beta!.name).toBe('m.bert.encoder.layer.1.output.LayerNorm.bias');
+    expect(l1.attention.softmax!.name).toBe(`${p}attention/self/Softmax`);
+    expect(l1.attention.contextReshape!.name).toBe(`${p}attention/self/Reshape_3`);
+    expect(l1.residuals.attention.name).toBe(`${p}attention/output/Add`);
+    expect(l1.residuals.ffn.name).toBe(`${p}output/Add`);
+    expect(l1.ffn.activationNodes.map((n) => n.opType)).toEqual(['Div', 'Erf', 'Add', 'Mul', 'Mul']);
+    expect(a.embeddings!.word!.table.name).toBe('m.bert.embeddings.word_embeddings.weight');
+    expect(a.embeddings!.position!.table.name).toBe('m.bert.embeddings.position_embeddings.weight');
+    expect(a.embeddings!.tokenType!.table.name).toBe('m.bert.embeddings.token_type_embeddings.weight');
+    expect(a.head!.pooler!.weight.name).toBe('m.bert.pooler.dense.weight');
+    expect(a.head!.pooler!.layout).toBe('out-in');
+    expect(a.head!.classifier!.weight.name).toBe('m.classifier.weight');
+    // the mask is shared by both layers: it belongs to neither
+    const mask = a.layers[0]!.attention.mask.value!;
+    expect(mask).toBe(l1.attention.mask.value);
+    expect(a.layers.some((l) => l.nodes.includes(mask.producer()!))).toBe(false);
+  });
+
+  it('is deterministic', () => {
+    const b = analyzeLayers(loadModel(TINY_MODEL));
+    const names = (x: LayerAnalysis) => x.layers.map((l) => l.nodes.map((n) => n.name));
+    expect(names(b)).toEqual(names(a));
+  });
+});
+
+interface Expect {
+  norm: 'post' | 'pre';
+  attention: string;
+  activation: string;
+  scaling: string;
+  mask: string;
+  layerNorm: string;
+}
+const base: Expect = {
+  norm: 'post',
+  attention: 'softmax',
+  activation: 'erf-gelu',
+  scaling: 'mul-scores',
+  mask: 'add',
+  layerNorm: 'LayerNormalization',
+};
+
+const CASES: [string, Partial<BertConfig>, Partial<Expect>][] = [
+  ['default (current HF export)', {}, {}],
+  ['decomposed LayerNorm (opset 14)', { layerNorm: 'decomposed' }, { layerNorm: 'decomposed' }],
+  ['SDPA attention', { attention: 'sdpa' }, { scaling: 'q-and-k' }],
+  ['explicit head count in Reshape', { headsInReshape: 'explicit' }, {}],
+  ['DistilBERT', { family: 'distilbert', headsInReshape: 'explicit' }, { scaling: 'q', mask: 'where' }],
+  ['RoBERTa', { family: 'roberta' }, {}],
+  ['pre-norm', { norm: 'pre' }, { norm: 'pre' }],
+  ['tanh GELU', { activation: 'tanh-gelu' }, { activation: 'tanh-gelu' }],
+  ['ReLU', { activation: 'relu' }, { activation: 'relu' }],
+  ['ONNX Gelu (opset 20)', { activation: 'gelu-op' }, { activation: 'gelu' }],
+  [
+    'ORT-fused (SkipLayerNormalization, BiasGelu)',
+    { ortFused: true },
+    { activation: 'bias-gelu', layerNorm: 'SkipLayerNormalization' },
+  ],
+  [
+    'com.microsoft Attention',
+    { msAttention: true },
+    { attention: 'ms-attention', scaling: 'fused', mask: 'mask-index' },
+  ],
+  [
+    'com.microsoft Attention, ORT-fused',
+    { msAttention: true, ortFused: true },
+    {
+      attention: 'ms-attention',
+      scaling: 'fused',
+      mask: 'mask-index',
+      activation: 'bias-gelu',
+      layerNorm: 'SkipLayerNormalization',
+    },
+  ],
+  [
+    'pre-norm, decomposed, SDPA, tanh GELU, 3 layers',
+    { norm: 'pre', layerNorm: 'decomposed', attention: 'sdpa', activation: 'tanh-gelu', layers: 3 },
+    { norm: 'pre', layerNorm: 'decomposed', scaling: 'q-and-k', activation: 'tanh-gelu' },
+  ],
+  [
+    'DistilBERT pre-norm ReLU, 8 heads',
+    { family: 'distilbert', norm: 'pre', activation: 'relu', heads: 8, hidden: 64 },
+    { norm: 'pre', scaling: 'q', mask: 'where', activation: 'relu' },
+  ],
+];
+
+describe('layer recognition on every generator variant', () => {
+  it.each(CASES)('%s', (_, over, exp) => {
+    const c = smallConfig(over);
+    const a = analyzeLayers(buildBert(c));
+    expect(a.unrecognized).toEqual([]);
+    checkAgainstConfig(a, c);
+    const want = { ...base, ...exp };
+    for (const l of a.layers) {
+      expect({
+        norm: l.norm,
+        attention: l.attentionKind,
+        activation: l.activation,
+        scaling: l.attention.scaling.form,
+        mask: l.attention.mask.form,
+        layerNorm: l.norms.attention.form,
+      }).toEqual(want);
+      expect(l.attention.scaling.factor).toBeCloseTo(1 / Math.sqrt(l.headSize), 6);
+    }
+    if (c.norm === 'pre') expect(a.finalNorm).toBeDefined();
+    if (c.ortFused)
+      for (const l of a.layers) expect(l.attention.o.biasFusedInto?.opType).toBe('SkipLayerNormalization');
+  });
+});
+
+/** Replace input `i` of the first node matching `pick` by a fresh graph input (so it is no longer a constant). */
+function unconst(m: Model, pick: (n: Node) => boolean, i: number): Node {
+  const n = m.graph.nodes().find(pick)!;
+  const v = m.graph.addInput(new Value('w_in', { kind: 'tensor', elemType: DataType.FLOAT, shape: [32, 32] }));
+  n.replaceInput(i, v);
+  return n;
+}
+
+describe('what is not recognized is explained, naming nodes', () => {
+  it('a Q projection whose weight is not a constant', () => {
+    const m = buildBert(smallConfig());
+    unconst(m, (x) => x.name.endsWith('layer.1/attention/self/query/MatMul'), 1);
+    const a = analyzeLayers(m);
+    expect(a.layers.length).toBe(1);
+    expect(a.unrecognized[0]!.node).toBe('/m/bert/encoder/layer.1/attention/self/query/Add');
+    expect(a.unrecognized[0]!.reason).toMatch(/^Q projection: expected MatMul\(x, W\) \+ Add\(bias\)/);
+    // K, V, O, FFN up/down of layer 1, the pooler and the classifier are then left over, and listed
+    const rest = a.unrecognized.slice(1);
+    expect(rest.map((u) => u.node.replace(/^.*layer\.1\//, ''))).toEqual([
+      'attention/self/key/MatMul',
+      'attention/self/value/MatMul',
+      'attention/output/dense/MatMul',
+      'intermediate/dense/MatMul',
+      'output/dense/MatMul',
+      '/m/bert/pooler/dense/Gemm',
+      '/m/classifier/Gemm',
+    ]);
+  });
+
+  it('a Softmax over the wrong axis', () => {
+    const m = buildBert(smallConfig());
+    const sm = m.graph.nodes().find((x) => x.opType === 'Softmax')!;
+    sm.setAttr('axis', 1);
+    const a = analyzeLayers(m);
+    expect(a.layers.map((l) => l.index)).toEqual([0]);
+    expect(a.unrecognized).toContainEqual({
+      node: sm.name,
+      op: 'Softmax',
+      reason: 'Softmax is not over the last axis (keys)',
+    });
+    // the projections of the unrecognized layer are listed too
+    expect(a.unrecognized.filter((u) => u.reason.startsWith('projection with a constant weight'))).toHaveLength(6);
+  });
+
+  it('a residual that skips the layer', () => {
+    const m = buildBert(smallConfig({ layers: 1 }));
+    const add = m.graph.nodes().find((x) => x.name.endsWith('layer.0/output/Add'))!;
+    const emb = m.graph.nodes().find((x) => x.name === '/m/bert/embeddings/LayerNorm/LayerNormalization')!;
+    add.replaceInput(1, emb.output(0));
+    const a = analyzeLayers(m);
+    expect(a.layers).toEqual([]);
+    expect(a.unrecognized[0]).toMatchObject({ node: add.name, op: 'Add' });
+    expect(a.unrecognized[0]!.reason).toMatch(/FFN residual adds '\/m\/bert\/embeddings\/LayerNorm/);
+  });
+
+  it('an FFN activation that is not element-wise', () => {
+    const m = buildBert(smallConfig({ layers: 1, activation: 'relu' }));
+    const relu = m.graph.nodes().find((x) => x.opType === 'Relu')!;
+    relu.opType = 'Softsign2';
+    relu.domain = 'custom';
+    const a = analyzeLayers(m);
+    expect(a.layers).toEqual([]);
+    expect(a.unrecognized[0]).toEqual({
+      node: relu.name,
+      op: 'custom.Softsign2',
+      reason: 'FFN: custom.Softsign2 after the up projection is not an element-wise activation op',
+    });
+  });
+
+  it('a classifier Softmax on the logits is not mistaken for attention', () => {
+    const m = buildBert(smallConfig());
+    const logits = m.graph.outputs[0]!;
+    const [probs] = [new Value('probs')];
+    const { Node: N } = { Node: m.graph.first()!.constructor as typeof Node };
+    m.graph.append(new N('', 'Softmax', [logits], [probs!], 'probs', { axis: -1 }));
+    m.graph.outputs.push(probs!);
+    const a = analyzeLayers(m);
+    expect(a.layers.length).toBe(2);
+    expect(a.unrecognized).toEqual([]);
+  });
+});
