@@ -74,6 +74,7 @@ async function main(): Promise<void> {
   const baseRuns = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 40;
   const S = 128;
   const rows: string[][] = [['W (KxN)', 'batch', 'form', 'median ms', 'vs fp32', 'rel L2 err']];
+  const speedups = new Map<Form, number[]>();
   for (const [K, N] of [
     [768, 768],
     [768, 3072],
@@ -83,43 +84,51 @@ async function main(): Promise<void> {
       const x = rand(B * S * K, 11 + B, 1);
       const feeds = { x_BSK: new ort.Tensor('float32', x, [B, S, K]) };
       const runs = B === 1 ? baseRuns : Math.max(5, Math.round(baseRuns / 4));
-      let base = 0;
-      let ref: Float32Array | undefined;
+      const sessions: ort.InferenceSession[] = [];
+      const outs: Float32Array[] = [];
       for (const form of FORMS) {
-        const bytes = buildFormModel(form, w_KN, K, N);
-        const sess = await ort.InferenceSession.create(bytes, {
+        const sess = await ort.InferenceSession.create(buildFormModel(form, w_KN, K, N), {
           graphOptimizationLevel: 'all',
           intraOpNumThreads: 1,
           interOpNumThreads: 1,
         });
-        let out = (await sess.run(feeds)).y_BSN!.data as Float32Array; // warm-up
-        await sess.run(feeds);
-        const ts: number[] = [];
-        for (let r = 0; r < runs; r++) {
+        outs.push((await sess.run(feeds)).y_BSN!.data as Float32Array); // warm-up
+        sessions.push(sess);
+      }
+      // interleave the forms run by run, so that load from other processes hits every form alike
+      const ts: number[][] = FORMS.map(() => []);
+      for (let r = 0; r < runs; r++)
+        for (let f = 0; f < FORMS.length; f++) {
           const t0 = performance.now();
-          out = (await sess.run(feeds)).y_BSN!.data as Float32Array;
-          ts.push(performance.now() - t0);
+          await sessions[f]!.run(feeds);
+          ts[f]!.push(performance.now() - t0);
         }
-        await sess.release();
-        const med = median(ts);
-        if (form === 'fp32') {
-          base = med;
-          ref = out;
-        }
+      for (const s of sessions) await s.release();
+      const base = median(ts[0]!);
+      FORMS.forEach((form, f) => {
+        const med = median(ts[f]!);
+        const sp = speedups.get(form) ?? [];
+        sp.push(base / med);
+        speedups.set(form, sp);
         rows.push([
           `${K}x${N}`,
           String(B),
           form,
           med.toFixed(2),
           `${(base / med).toFixed(2)}x`,
-          ref ? relL2(ref, out).toExponential(2) : '-',
+          relL2(outs[0]!, outs[f]!).toExponential(2),
         ]);
-        process.stderr.write(`${K}x${N} B=${B} ${form}: ${med.toFixed(2)} ms\n`);
-      }
+      });
+      process.stderr.write(`${K}x${N} B=${B} done\n`);
     }
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  '));
+  const geo = (xs: number[]) => Math.exp(xs.reduce((a, b) => a + Math.log(b), 0) / xs.length);
+  const ranked = INT8_FORMS.map((f) => [f, geo(speedups.get(f)!)] as const).sort((a, b) => b[1] - a[1]);
+  console.log(
+    `\nint8 forms by geometric-mean speedup over fp32: ${ranked.map(([f, g]) => `${f} ${g.toFixed(2)}x`).join(', ')}`,
+  );
 }
 
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {

@@ -9,5 +9,6 @@ import './cse.js';
 import './dce.js';
 import './eliminate-identity.js';
 import './fold-constants.js';
+import './fuse.js';
 import './topk-attention.js';
 import './toposort.js';
