@@ -1,10 +1,23 @@
-import { AttrType, type Attribute, type Graph, type Node, type Tensor, type Value } from '../src/ir/index.js';
+import {
+  AttrType,
+  isFloatType,
+  type Attribute,
+  type Graph,
+  type Node,
+  type Tensor,
+  type Value,
+} from '../src/ir/index.js';
 import { registerPass, type PassContext, type PassDef, type PassResult } from '../src/pass/index.js';
 import { Declines, pruneValueInfo, removeNode } from './lib/graph-util.js';
 
 export interface CseOptions {
-  /** Also merge initializers with the same element type, dimensions and bytes (default true). */
+  /** Merge identical constant initializers: integer and bool tensors and float scalars (default true). */
   initializers?: boolean;
+  /**
+   * Also merge identical float initializers of more than one element (weights). Off by default: two layers would
+   * then share one weight, and a later pass that edits it for one layer would edit it for both.
+   */
+  'merge-weights'?: boolean;
 }
 
 interface Stats {
@@ -81,10 +94,11 @@ function nodeKey(n: Node, ids: Map<Value, number>): string | undefined {
   return `${n.domain}|${n.opType}|${n.overload ?? ''}|${n.outputs.length}|${attrs.join(';')}|${ins.join(',')}`;
 }
 
-function mergeInitializers(g: Graph, stats: Stats): void {
+function mergeInitializers(g: Graph, weights: boolean, stats: Stats): void {
   const groups = new Map<string, Value[]>();
   for (const v of g.initializers) {
     const t = v.constValue!;
+    if (!weights && isFloatType(t.dataType) && t.numElements > 1) continue;
     // initializers that are also graph inputs can be overridden by a feed; graph outputs keep their names
     if (v.isGraphInput() || v.isGraphOutput()) continue;
     // hashing would load an external tensor or compute a lazy one: left as they are
@@ -124,13 +138,13 @@ function sameContent(a: Tensor, b: Tensor): boolean {
   return Buffer.compare(a.bytes(), b.bytes()) === 0;
 }
 
-function cseGraph(g: Graph, withInits: boolean, declines: Declines, stats: Stats): void {
-  if (withInits) mergeInitializers(g, stats);
+function cseGraph(g: Graph, withInits: boolean, weights: boolean, declines: Declines, stats: Stats): void {
+  if (withInits) mergeInitializers(g, weights, stats);
   const ids = new Map<Value, number>();
   const seen = new Map<string, Node>();
   for (const n of g) {
     if (n.subgraphs().length > 0) {
-      for (const sg of n.subgraphs()) cseGraph(sg, withInits, declines, stats);
+      for (const sg of n.subgraphs()) cseGraph(sg, withInits, weights, declines, stats);
       continue;
     }
     const key = nodeKey(n, ids);
@@ -159,8 +173,9 @@ function cseGraph(g: Graph, withInits: boolean, declines: Declines, stats: Stats
 export function runCse(ctx: PassContext, options: CseOptions): PassResult {
   const stats: Stats = { nodesRemoved: 0, initializersMerged: 0, bytesSaved: 0 };
   const declines = new Declines('AX3841', 'merge');
-  cseGraph(ctx.model.graph, options.initializers !== false, declines, stats);
-  for (const f of ctx.model.functions) cseGraph(f.body, false, declines, stats);
+  const weights = options['merge-weights'] === true;
+  cseGraph(ctx.model.graph, options.initializers !== false, weights, declines, stats);
+  for (const f of ctx.model.functions) cseGraph(f.body, false, false, declines, stats);
   declines.flush(ctx);
   const changed = stats.nodesRemoved + stats.initializersMerged > 0;
   return {
@@ -178,8 +193,13 @@ export const cse: PassDef<CseOptions> = {
   options: {
     initializers: {
       type: 'boolean',
-      summary: 'Also merge initializers with the same type, shape and bytes',
+      summary: 'Merge identical constant initializers (integer and bool tensors, float scalars)',
       default: true,
+    },
+    'merge-weights': {
+      type: 'boolean',
+      summary: 'Also merge identical float tensors of more than one element (layers would share a weight)',
+      default: false,
     },
   },
   messages: { AX3841: 'a duplicate node was kept, with the reason' },

@@ -341,8 +341,50 @@ nodes {
   ],
 });
 
+describe('fold-constants in a subgraph', () => {
+  it('folds a Constant and a shape computation inside an If branch into that branch, reading outer constants', async () => {
+    const t = new G();
+    const x = t.input('x', F, [2, 3]);
+    const c = t.input('c', DataType.BOOL, []);
+    const outerAxes = t.ints('outer_axes', [0]);
+    const y = t.ifNode(c, x, 'if0');
+    t.out(y);
+    const thenG = t.g.first()!.subgraphs()[0]!;
+    const neg = thenG.first()!;
+    const b = new Builder(thenG, neg);
+    const k = b.op1('Constant', [], { name: 'k', attrs: { value: Tensor.fromInt64('k', [1], [1]) } });
+    const shape = b.op1('Concat', [b.op1('Unsqueeze', [b.op1('Size', [x]), outerAxes]), k], { attrs: { axis: 0 } });
+    neg.replaceInput(0, b.op1('Reshape', [x, shape]));
+    const r = await runPass(t.m, 'fold-constants');
+    expect(r.result.stats).toMatchObject({ constantsConverted: 1, nodesFolded: 3 });
+    expect(invariantErrors(t.m)).toEqual([]);
+    expect(graphText(thenG)).toBe(`graph "if0_then" (
+) -> (
+  %if0_t: ?
+)
+initializers {
+  %k_out = int64[1] {1}
+  %Size_out = int64[] {6}
+  %Unsqueeze_out = int64[1] {6}
+  %Concat_out = int64[2] {6, 1}
+}
+nodes {
+  %Reshape_out = Reshape(%x, %Concat_out)  # Reshape
+  %if0_t = Neg(%Reshape_out)  # if0_neg
+}`);
+    expect(t.g.initializers.map((v) => v.name)).toEqual(['outer_axes']);
+  });
+});
+
 table('cse', {
   valid: [
+    {
+      name: 'identical float weights stay apart unless merge-weights is on',
+      build: (t) => {
+        const x = t.input('x', F, [2]);
+        t.out(t.op('Add', [t.op('Mul', [x, t.floats('w0', [0, 0])]), t.floats('w1', [0, 0])]));
+      },
+    },
     {
       name: 'different attributes or different inputs stay apart; random ops are never merged',
       build: (t) => {
@@ -369,6 +411,34 @@ table('cse', {
     },
   ],
   invalid: [
+    {
+      name: 'merge-weights merges identical float tensors; integer constants and float scalars merge by default',
+      options: { 'merge-weights': true },
+      build: (t) => {
+        const x = t.input('x', F, [2]);
+        const y = t.op('Mul', [t.op('Add', [x, t.floats('w0', [0, 0])]), t.floats('w1', [0, 0])]);
+        const z = t.op('Div', [t.op('Mul', [y, t.floats('s0', [0.5], [])]), t.floats('s1', [0.5], [])]);
+        t.out(t.op('Unsqueeze', [t.op('Unsqueeze', [z, t.ints('a0', [0])]), t.ints('a1', [0])]));
+      },
+      output: `graph "g" (
+  %x: float32[2]
+) -> (
+  %Unsqueeze_out_1: ?
+)
+initializers {
+  %w0 = float32[2] {0, 0}
+  %s0 = float32[] {0.5}
+  %a0 = int64[1] {0}
+}
+nodes {
+  %Add_out = Add(%x, %w0)  # Add
+  %Mul_out = Mul(%Add_out, %w0)  # Mul
+  %Mul_out_1 = Mul(%Mul_out, %s0)  # Mul_1
+  %Div_out = Div(%Mul_out_1, %s0)  # Div
+  %Unsqueeze_out = Unsqueeze(%Div_out, %a0)  # Unsqueeze
+  %Unsqueeze_out_1 = Unsqueeze(%Unsqueeze_out, %a0)  # Unsqueeze_1
+}`,
+    },
     {
       name: 'duplicated constants and Shape -> Gather chains collapse',
       build: (t) => {
