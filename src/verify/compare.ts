@@ -59,6 +59,8 @@ export interface VerifyResult {
   pass: boolean;
   data: string;
   rows: number;
+  /** What a row is: 'rows', or 'test data sets' for onnx-testdata (each set holds a whole batch). */
+  rowUnit: string;
   outputs: OutputComparison[];
   metrics: {
     /** Metrics of the reference (original model, or stored golden outputs). */
@@ -185,6 +187,7 @@ export function compareRuns(
     pass: failures.every((f) => f.severity !== 'error'),
     data: data.name,
     rows: data.rows.length,
+    rowUnit: data.format === 'onnx-testdata' ? 'test data sets' : 'rows',
     outputs,
     metrics,
     failures,
@@ -494,7 +497,7 @@ function taskMetrics(
 export function renderVerifyResult(r: VerifyResult, opts: { timing?: boolean; names?: CompareNames } = {}): string {
   const names = opts.names ?? DEFAULT_NAMES;
   const lines: string[] = [];
-  lines.push(`verify on '${r.data}' (${r.rows} rows): ${r.pass ? 'PASS' : 'FAIL'}`);
+  lines.push(`verify on '${r.data}' (${r.rows} ${r.rowUnit}): ${r.pass ? 'PASS' : 'FAIL'}`);
   const rows: string[][] = [['output', 'max abs', 'mean abs', 'max rel', 'cosine', 'argmax', 'tolerance']];
   for (const c of r.outputs) {
     const t = c.tolerance;

@@ -102,9 +102,13 @@ export async function loadDataset(decl: DataDecl, opts: LoadDataOptions = {}): P
   if (!fs.existsSync(file)) {
     const loc: Location = decl.span ? { kind: 'plan', ...decl.span } : { kind: 'file', file };
     throw new AxcError(
-      diag('AX5001', 'error', `data source '${decl.name}': file not found: ${file}`, loc, [
-        `format ${decl.format}; paths in a plan are relative to the plan's folder`,
-      ]),
+      diag(
+        'AX5001',
+        'error',
+        `data source '${decl.name}': file not found: ${file}`,
+        loc,
+        decl.span ? [`paths in a plan are relative to the plan's folder`] : undefined,
+      ),
     );
   }
   if (decl.batch !== undefined && (!Number.isInteger(decl.batch) || decl.batch < 1))

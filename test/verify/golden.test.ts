@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { DataType, Tensor, type Model } from '../../src/ir/index.js';
 import { decodeTensorProto, encodeTensorProto, loadModel } from '../../src/onnx/index.js';
 import { checkGolden, loadDataset, runDataset, verify, writeGolden, type Dataset } from '../../src/verify/index.js';
-import { DEV_JSONL, TINY_MODEL } from '../support/paths.js';
+import { DEV_JSONL, DEV_TSV, TINY_MODEL, TOKENIZER } from '../support/paths.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'axc-golden-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -146,5 +146,59 @@ describe('golden test data sets', () => {
     await expect(loadDataset({ name: 'u', format: 'onnx-testdata', path: set }, opts)).rejects.toThrow(
       /AX5009: .*output_0\.pb: not a valid TensorProto/,
     );
+  });
+});
+
+describe('axc golden', () => {
+  async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+    const { Command } = await import('commander');
+    const { register } = await import('../../src/cli/commands/golden.js');
+    const program = new Command().exitOverride();
+    register(program);
+    let out = '';
+    let err = '';
+    const spyOut = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+    const spyErr = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
+    const before = process.exitCode;
+    try {
+      await program.parseAsync(['node', 'axc', 'golden', ...args]);
+      return { code: Number(process.exitCode ?? 0), out, err };
+    } finally {
+      spyOut.mockRestore();
+      spyErr.mockRestore();
+      process.exitCode = before;
+    }
+  }
+
+  test('writes sets from text data, checks them, and reports user errors with codes', async () => {
+    const g = path.join(tmp, 'cli');
+    const w = await cli(
+      TINY_MODEL,
+      '--data',
+      DEV_TSV,
+      '--tokenizer',
+      TOKENIZER,
+      '--limit',
+      '10',
+      '--batch',
+      '4',
+      '-o',
+      g,
+    );
+    expect(w.err).toBe('');
+    expect(w.code).toBe(0);
+    expect(w.out).toMatch(
+      /^wrote 3 test data set\(s\) of 10 rows to .*cli \(.*; inputs input_ids, attention_mask, token_type_ids; outputs logits\)\n$/,
+    );
+    const c = await cli(TINY_MODEL, '--check', g, '--atol', '0', '--rtol', '0', '--argmax', '1');
+    expect(c.code).toBe(0);
+    expect(c.out.split('\n')[0]).toBe("verify on 'cli' (3 test data sets): PASS");
+    const again = await cli(TINY_MODEL, '--data', DEV_TSV, '--tokenizer', TOKENIZER, '-o', g);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/error AX5015: .*refusing to overwrite\n {2}= pass --force to replace them/);
+    const bad = await cli(TINY_MODEL, '--data', path.join(tmp, 'missing.jsonl'), '-o', path.join(tmp, 'cli2'));
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/error AX5001: data source 'missing\.jsonl': file not found/);
+    expect(bad.err).not.toMatch(/\bat .*\.ts:\d+/); // no stack trace
   });
 });
