@@ -217,7 +217,8 @@ function readTokenJsonl(decl: DataDecl, file: string, errs: DataErrors, opts: Lo
     const obj = parseJsonLine(line, n, file, errs);
     const inputs: Record<string, BigInt64Array> = {};
     for (const [k, v] of Object.entries(obj)) {
-      if (!Array.isArray(v)) continue;
+      // inputs are arrays of numbers; other fields (idx, label, text, word lists) are not fed to the model
+      if (!Array.isArray(v) || (v.length > 0 && !v.some((x) => typeof x === 'number'))) continue;
       if (known && !known.includes(k)) {
         const dym = didYouMean(k, known);
         errs.fail(

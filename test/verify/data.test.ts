@@ -78,6 +78,11 @@ describe('jsonl', () => {
     // inputs the rows carry are used as given
     const f = write('typed.jsonl', JSON.stringify({ input_ids: [1, 2, 3], token_type_ids: [0, 1, 1] }));
     const t = await loadDataset({ name: 't', format: 'jsonl', path: f }, { modelInputs: INPUTS });
+    // fields that are not token arrays (text, word lists) are not inputs and are left alone
+    const w = write('words.jsonl', JSON.stringify({ input_ids: [1, 2], words: ['a', 'b'], text: 'a b', idx: 4 }));
+    const wd = await loadDataset({ name: 'w', format: 'jsonl', path: w }, { modelInputs: INPUTS });
+    expect(Object.keys(wd.rows[0]!.inputs)).toEqual(['input_ids']);
+    expect(wd.rows[0]!.idx).toBe(4);
     expect(Array.from(makeBatches(t, INPUTS)[0]!.feeds.token_type_ids!.data as BigInt64Array, Number)).toEqual([
       0, 1, 1,
     ]);
