@@ -68,6 +68,22 @@ describe('cleanup on the real SST-2 bert-tiny export', () => {
     expect(Buffer.compare(serializeModel(m1), serializeModel(m2))).toBe(0);
   });
 
+  it('toposort restores a valid order after the nodes are reversed, and cleanup then gives the same model', async () => {
+    const m = loadModel(TINY_MODEL);
+    for (const n of m.graph.nodes()) m.graph.moveBefore(n, m.graph.first());
+    expect(invariantErrors(m).length).toBeGreaterThan(0);
+    const r = await runPass(m, 'toposort');
+    expect(r.result.changed).toBe(true);
+    expect(invariantErrors(m)).toEqual([]);
+    const a = await runModel(orig, feeds);
+    const b = await runModel(serializeModel(m), feeds);
+    expect(Array.from(b.logits!.data as Float32Array)).toEqual(Array.from(a.logits!.data as Float32Array));
+    // a valid but different order: cleanup output follows the order of the graph it is given, still valid
+    await runPass(m, 'cleanup');
+    expect(invariantErrors(m)).toEqual([]);
+    expect(m.graph.nodeCount).toBe(132);
+  });
+
   it('each member pass alone keeps the IR valid and the logits bit-identical', async () => {
     const ref = await runModel(orig, feeds);
     const want = Array.from(ref.logits!.data as Float32Array);
