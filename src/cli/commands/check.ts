@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { checkPlan, type ModelInfo } from '../../../dsl/index.js';
+import { analyzeLayers, type LayerAnalysis } from '../../../passes/analysis/layers.js';
 import '../../../passes/index.js';
 import { AxcError, diag, hasErrors, renderDiagnostics } from '../../diagnostics/index.js';
 import type { Model } from '../../ir/index.js';
@@ -9,31 +10,18 @@ import { loadModel } from '../../onnx/index.js';
 import { action } from '../util.js';
 
 /**
- * Layer count and heads from the layer analysis (passes/analysis/layers.ts, `analyzeLayers(model)`), when it is
- * there. Loaded by a computed specifier so `axc check` works before the analysis lands; without it the plan's layer
- * selectors are checked for shape only, not against the model.
+ * Layer count and heads per layer from the layer analysis. When no layer is recognized the plan's layer selectors
+ * are checked for shape only (the compile step explains why recognition failed, naming nodes).
  */
-async function layerInfo(model: Model): Promise<Pick<ModelInfo, 'layers' | 'heads'> | undefined> {
-  const spec = '../../../passes/analysis/layers.js';
-  let mod: { analyzeLayers?: (m: Model) => unknown };
+function layerInfo(model: Model): Pick<ModelInfo, 'layers' | 'heads'> {
+  let analysis: LayerAnalysis;
   try {
-    mod = (await import(spec)) as typeof mod;
+    analysis = analyzeLayers(model);
   } catch {
-    return undefined;
+    return {};
   }
-  if (typeof mod.analyzeLayers !== 'function') return undefined;
-  let analysis: unknown;
-  try {
-    analysis = mod.analyzeLayers(model);
-  } catch {
-    return undefined; // the compile step reports why layers were not recognized
-  }
-  const layers = Array.isArray(analysis) ? analysis : (analysis as { layers?: unknown[] } | undefined)?.layers;
-  if (!Array.isArray(layers)) return undefined;
-  const heads = layers.map((l) => (l as { heads?: unknown }).heads);
-  return heads.every((h) => typeof h === 'number')
-    ? { layers: layers.length, heads: heads as number[] }
-    : { layers: layers.length };
+  if (!analysis.layers.length) return {};
+  return { layers: analysis.layers.length, heads: analysis.layers.map((l) => l.heads) };
 }
 
 export function register(program: Command): void {
@@ -67,7 +55,7 @@ export function register(program: Command): void {
         let modelInfo: ModelInfo | undefined;
         if (opts.model) {
           model = loadModel(opts.model);
-          modelInfo = { ...(await layerInfo(model)) };
+          modelInfo = layerInfo(model);
         }
         const r = checkPlan(source, planPath, {
           model,
