@@ -83,18 +83,28 @@ export interface CompareNames {
 
 const DEFAULT_NAMES: CompareNames = { reference: 'original', candidate: 'compiled' };
 
+export interface VerifyOptions extends RunOptions {
+  /**
+   * The original model's run on this data, when already computed (e.g. verifying after every step): the original is
+   * then not run again. Must come from the same data (same rows, same batch size).
+   */
+  reference?: RunResult;
+}
+
 /** Run both models on the data and compare them against `spec`. */
 export async function verify(
   original: ModelSource,
   compiled: ModelSource,
   spec: VerifySpec,
   data: Dataset,
-  opts: RunOptions = {},
+  opts: VerifyOptions = {},
 ): Promise<VerifyResult> {
-  const ref = await runDataset(original, data, opts);
+  const ref = opts.reference ?? (await runDataset(original, data, opts));
+  if (ref.rows !== data.rows.length)
+    throw new Error(`verify: the reference run has ${ref.rows} rows but data '${data.name}' has ${data.rows.length}`);
   const got = await runDataset(compiled, data, opts);
   const r = compareRuns(ref, got, spec, data);
-  r.timing = { originalMs: ref.runMs, compiledMs: got.runMs };
+  r.timing = { originalMs: opts.reference ? 0 : ref.runMs, compiledMs: got.runMs };
   return r;
 }
 

@@ -109,6 +109,11 @@ describe('verify', () => {
       data,
     );
     expect(again.pass).toBe(true);
+    // a reference run computed once gives the same figures
+    const ref = await runDataset(TINY_MODEL, data);
+    const cached = await verify(TINY_MODEL, perturbed('m.classifier.bias', 1, 0.5), spec, data, { reference: ref });
+    expect(cached.failures).toEqual(r.failures);
+    expect(cached.outputs).toEqual(r.outputs);
   });
 
   test('accuracy, argmax and cosine requirements each report their own code', async () => {
