@@ -4,7 +4,7 @@
  */
 import type { Node } from '../ir/index.js';
 import type { DiffResult, LayerDiff, ModelDiff } from '../diff/index.js';
-import type { LayerView } from '../diff/layers.js';
+import { projectionOf, type LayerView } from '../diff/layers.js';
 import { LAYER_COLUMNS, bytesText, change, count, layerRow, totalsRows } from '../diff/text.js';
 
 export function esc(s: unknown): string {
@@ -151,8 +151,8 @@ export function graphSvg(nodes: Node[], status: (n: Node) => Status, label: stri
     if (row) row.push(n);
     else rows.set(r, [n]);
   }
-  const W = 118;
-  const H = 22;
+  const W = 124;
+  const H = 30;
   const GX = 12;
   const GY = 16;
   const maxCols = Math.max(1, ...[...rows.values()].map((r) => r.length));
@@ -184,8 +184,13 @@ export function graphSvg(nodes: Node[], status: (n: Node) => Status, label: stri
     const { x, y } = pos.get(n)!;
     const st = status(n);
     const [fill, stroke] = FILL[st];
-    const text = n.opType.length > 18 ? n.opType.slice(0, 17) + '…' : n.opType;
-    return `<g class="node ${st}" data-status="${st}"><title>${esc(`${n.qualifiedOp} '${n.name}' (${st})`)}</title><rect x="${x}" y="${y}" width="${W}" height="${H}" rx="4" fill="${fill}" stroke="${stroke}"/><text x="${x + W / 2}" y="${y + 15}" text-anchor="middle" fill="#1d2330">${esc(text)}</text></g>`;
+    const text = n.opType.length > 19 ? n.opType.slice(0, 18) + '…' : n.opType;
+    const p = projectionOf(n);
+    const sub = p ? `${p.in}×${p.out} ${p.precision.replace(' per-channel', '/ch').replace(' per-tensor', '/t')}` : '';
+    const label = sub
+      ? `<text x="${x + W / 2}" y="${y + 12}" text-anchor="middle" fill="#1d2330">${esc(text)}</text><text x="${x + W / 2}" y="${y + 25}" text-anchor="middle" fill="#4a5266" font-size="9">${esc(sub)}</text>`
+      : `<text x="${x + W / 2}" y="${y + 19}" text-anchor="middle" fill="#1d2330">${esc(text)}</text>`;
+    return `<g class="node ${st}" data-status="${st}"><title>${esc(`${n.qualifiedOp} '${n.name}' (${st})`)}</title><rect x="${x}" y="${y}" width="${W}" height="${H}" rx="4" fill="${fill}" stroke="${stroke}"/>${label}</g>`;
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="${esc(label)}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${edges.join('')}${boxes.join('')}</svg>`;
 }
