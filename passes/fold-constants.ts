@@ -24,13 +24,14 @@ const isStd = (n: Node) => n.domain === '' || n.domain === 'ai.onnx';
  * Replace node `n` (one output) by an initializer holding `t`, named as the output was so names stay stable.
  * Returns false (and declines) when the output is a graph output.
  */
-function replaceByInitializer(g: Graph, n: Node, t: Tensor): void {
+function replaceByInitializer(g: Graph, n: Node, t: Tensor, created: Value[]): void {
   const out = n.outputs[0]!;
   const v = new Value(out.name);
   out.replaceAllUsesWith(v);
   removeNode(n);
   g.invalidateNames(); // the output's name is free again: the initializer takes it
   g.addInitializer(v, t);
+  created.push(v);
 }
 
 /** The shape a Shape node reports, when the dimensions it covers are static; undefined otherwise. */
@@ -46,6 +47,7 @@ function staticShape(n: Node, x: Value): number[] | undefined {
 }
 
 function foldIn(g: Graph, opset: number, limit: number, declines: Declines, stats: Stats): void {
+  const created: Value[] = [];
   for (const n of g) {
     for (const sg of n.subgraphs()) foldIn(sg, opset, limit, declines, stats);
     if (!isStd(n) || n.outputs.length !== 1 || n.subgraphs().length > 0) continue;
@@ -61,7 +63,7 @@ function foldIn(g: Graph, opset: number, limit: number, declines: Declines, stat
         continue;
       }
       // a fresh tensor with the same storage (attribute tensors often have no name of their own)
-      replaceByInitializer(g, n, t.withStorage(t.rawStorage));
+      replaceByInitializer(g, n, t.withStorage(t.rawStorage), created);
       stats.constantsConverted++;
       stats.nodesRemoved++;
       continue;
@@ -112,10 +114,13 @@ function foldIn(g: Graph, opset: number, limit: number, declines: Declines, stat
       declines.add(n, `its output '${out.name}' is a graph output`);
       continue;
     }
-    replaceByInitializer(g, n, toTensor(result, out.name));
+    replaceByInitializer(g, n, toTensor(result, out.name), created);
     stats.nodesFolded++;
     stats.nodesRemoved++;
   }
+  // initializers this pass made and then folded away (an intermediate of a folded chain) are dropped at once;
+  // initializers that were in the model before are left to dce
+  for (const v of created) if (v.uses().length === 0 && !v.isGraphOutput()) g.removeInitializer(v);
   pruneValueInfo(g);
 }
 

@@ -272,7 +272,7 @@ table('fold-constants', {
   ],
   invalid: [
     {
-      name: 'Constant nodes become initializers with their names; the shape chain of a static input folds',
+      name: 'Constant nodes become initializers with their names; the shape chain of a static input folds to its last value',
       build: (t) => {
         const x = t.input('x', F, [2, 8]);
         const s = t.op('Shape', [x]);
@@ -294,13 +294,6 @@ initializers {
   %two = int64[] {2}
   %st = int64[1] {1}
   %en = int64[1] {3}
-  %Shape_out = int64[2] {2, 8}
-  %c1_out = int64[] {1}
-  %Gather_out = int64[] {8}
-  %c0_out = int64[1] {0}
-  %Unsqueeze_out = int64[1] {8}
-  %Concat_out = int64[3] {-1, 8, 4}
-  %Div_out = int64[3] {0, 4, 2}
   %Slice_out = int64[2] {4, 2}
 }
 nodes {
@@ -363,9 +356,6 @@ describe('fold-constants in a subgraph', () => {
   %if0_t: ?
 )
 initializers {
-  %k_out = int64[1] {1}
-  %Size_out = int64[] {6}
-  %Unsqueeze_out = int64[1] {6}
   %Concat_out = int64[2] {6, 1}
 }
 nodes {
