@@ -374,10 +374,12 @@ export class PlanChecker {
       const sp = pass.options[name];
       if (sp) return sp;
       const names = Object.keys(pass.options);
-      this.error('AX2102', `pass '${kw}' has no option '${name}'${written ? ` (written '${written}')` : ''}`, span, [
-        ...hint(name, names),
-        names.length ? `options of '${kw}': ${names.join(', ')}` : `'${kw}' takes no options`,
-      ]);
+      this.error(
+        'AX2102',
+        `pass '${kw}' has no option '${name}'${written && written !== name ? ` (from '${written}')` : ''}`,
+        span,
+        [...hint(name, names), names.length ? `options of '${kw}': ${names.join(', ')}` : `'${kw}' takes no options`],
+      );
       return undefined;
     };
     const enumOwners = (word: string) =>
@@ -505,7 +507,10 @@ export class PlanChecker {
               if (nw?.kind === 'word' && (nw.name === 'true' || nw.name === 'false')) {
                 set(name, nw.name === 'true', spanUnion(w.span, nw.span));
                 i++;
-              } else if (next?.kind === 'values' && (next.items.length > 1 || nw?.kind !== 'word')) {
+              } else if (
+                next?.kind === 'values' &&
+                (next.items.length > 1 || nw?.kind !== 'word' || nw.arg || !isOptionWord(next))
+              ) {
                 i++;
                 this.convert(next, sp, name, kw); // reports it: a boolean is true or false
               } else set(name, true, w.span);

@@ -341,7 +341,7 @@ export function parsePlan(source: string, file: string): ParseResult {
     if (t.tokenType === T.Newline) {
       if (!(prev && T.CONTINUES_LINE.has(prev.tokenType)) && lines[lines.length - 1]!.length) lines.push([]);
     } else lines[lines.length - 1]!.push(t);
-    prev = t;
+    if (t.tokenType !== T.Newline) prev = t; // blank lines after a continuation are skipped too
   }
   const errorLines = new Set<number>();
   for (const d of diagnostics) if (d.location.kind === 'plan') errorLines.add(d.location.line);

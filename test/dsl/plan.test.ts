@@ -128,6 +128,14 @@ describe('valid plans lower to steps', () => {
       ],
     },
     {
+      name: 'a continued list may skip blank lines and comments',
+      src: 'fuse attention, # first\n\n  # more\n  gelu\ncleanup\n',
+      steps: [
+        { pass: 'fuse', options: { patterns: [{ name: 'attention' }, { name: 'gelu' }], target: 'onnxruntime' } },
+        { pass: 'cleanup', options: {} },
+      ],
+    },
+    {
       name: 'comments, blank lines, CRLF, a step with no options',
       src: '# header\r\n\r\ncleanup   # trailing comment\r\n\r\n',
       steps: [{ pass: 'cleanup', options: {} }],
@@ -242,6 +250,11 @@ describe('invalid plans give stable codes', () => {
     { name: 'clause the pass does not take', src: 'fuse attention on dev\n' + DATA, codes: ['AX2102'] },
     { name: 'where on a pass without where', src: 'topk-attention k 1 where significance < 0\n', codes: ['AX2102'] },
     { name: 'percent where not allowed', src: 'topk-attention k 50%\n', codes: ['AX2103'] },
+    {
+      name: 'boolean given a word that is not true/false',
+      src: 'topk-attention k 1 renormalize yes\n',
+      codes: ['AX2103'],
+    },
     { name: 'fractional integer', src: 'topk-attention k 1.5\n', codes: ['AX2103'] },
     { name: 'negative layer', src: 'topk-attention layers -1 k 2\n', codes: ['AX2104'] },
     {
