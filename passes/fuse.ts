@@ -18,6 +18,7 @@ import { AxcError, diag, didYouMean, nodeLoc } from '../src/diagnostics/index.js
 import { Builder, DataType, type Graph, type Model, type Node, type Value } from '../src/ir/index.js';
 import { registerPass } from '../src/pass/registry.js';
 import { locOf, type NamedItem, type PassContext, type PassDef, type PassResult } from '../src/pass/types.js';
+import { attentionFusion } from './lib/attention-fusion.js';
 import { constTensor } from './lib/consts.js';
 
 export type FuseTarget = 'onnx' | 'onnxruntime';
@@ -440,7 +441,7 @@ const skipLayerNorm: Fusion = {
  * The fusion table, in the order fusions run. Add a fusion by adding an entry (attention goes before
  * skip-layernorm so that it sees the plain residual Adds).
  */
-export const FUSIONS: Fusion[] = [layernorm, gelu, fastGelu, biasGelu, skipLayerNorm];
+export const FUSIONS: Fusion[] = [layernorm, gelu, fastGelu, biasGelu, skipLayerNorm, attentionFusion];
 
 export function getFusion(name: string): Fusion | undefined {
   return FUSIONS.find((f) => f.name === name);

@@ -14,6 +14,7 @@
 import { diag, nodeLoc, type Diagnostic } from '../../src/diagnostics/index.js';
 import { Builder, DataType, Tensor, type Model, type Node, type Value } from '../../src/ir/index.js';
 import { analyzeLayers, type LayerAnalysis, type LayerInfo, type Linear } from '../analysis/layers.js';
+import type { Fusion, FusionEnv, FusionResult } from '../fuse.js';
 import { constTensor } from './consts.js';
 import { removeNode } from './graph-util.js';
 
@@ -333,62 +334,8 @@ export function fuseAttention(
     const a = l.attention;
     const anchor = a.contextReshape!;
     const b = new Builder(g, anchor, STAMP);
-    const scope = scopeOf(a.softmax!);
-    let mask_BS: Value | null = null;
-    if (mask) {
-      mask_BS = maskIndex.get(mask) ?? null;
-      if (!mask_BS) {
-        // one Cast for every layer, at the top of the graph
-        const top = new Builder(g, g.first(), STAMP);
-        mask_BS =
-          mask.elemType === DataType.INT32
-            ? mask
-            : top.op1('Cast', [mask], { name: `${mask.name}/mask_index`, attrs: { to: DataType.INT32 } });
-        maskIndex.set(mask, mask_BS);
-      }
-    }
-    const D = a.q.inFeatures;
-    const widths = [a.q.outFeatures, a.k.outFeatures, a.v.outFeatures];
-    const total = widths[0]! + widths[1]! + widths[2]!;
-    const projs = [a.q, a.k, a.v];
-    const wName = `${scope}/qkv_weight`;
-    const weight = Tensor.lazy(wName, DataType.FLOAT, [D, total], () => {
-      const ws = projs.map((p) => weightInOut(p) as Float32Array);
-      const out = new Float32Array(D * total);
-      for (let i = 0; i < D; i++) {
-        let o = i * total;
-        ws.forEach((w, j) => {
-          const W = widths[j]!;
-          out.set(w.subarray(i * W, (i + 1) * W), o);
-          o += W;
-        });
-      }
-      return new Uint8Array(out.buffer);
-    });
-    const bias = Tensor.lazy(`${scope}/qkv_bias`, DataType.FLOAT, [total], () => {
-      const out = new Float32Array(total);
-      let o = 0;
-      projs.forEach((p) => {
-        const bb = biasOf(p) as Float32Array;
-        out.set(bb, o);
-        o += bb.length;
-      });
-      return new Uint8Array(out.buffer);
-    });
-    const attrs: Record<string, number | number[]> = { num_heads: a.heads };
-    if (Math.abs(a.scaling.factor * Math.sqrt(a.headSize) - 1) > 1e-6) attrs.scale = a.scaling.factor;
-    if (widths[2] !== widths[0]) attrs.qkv_hidden_sizes = widths;
     const out = anchor.output(0);
-    const y_BSD = b.op1(
-      'Attention',
-      [a.q.input, b.initializer(wName, weight), b.initializer(`${scope}/qkv_bias`, bias), mask_BS],
-      {
-        domain: MS,
-        name: `${scope}/Attention`,
-        attrs,
-      },
-    );
-    if (out.type) y_BSD.type = out.type;
+    const y_BSD = buildAttention(model, l, mask, b, maskIndex);
     made.push(b.lastNode()!);
     out.replaceAllUsesWith(y_BSD);
     // the old block is dead now (nothing inside escaped); its shape and constant feeders are left to dce
@@ -401,6 +348,84 @@ export function fuseAttention(
   }
   if (made.length && !model.opsetImports.has(MS)) model.opsetImports.set(MS, 1);
   return { fused: plans.map((p) => p.layer.index), declined, nodes: made };
+}
+
+/** Build the com.microsoft Attention node of a layer with `b`; the mask Cast is shared through `maskIndex`. */
+function buildAttention(
+  model: Model,
+  l: LayerInfo,
+  mask: Value | undefined,
+  b: Builder,
+  maskIndex = sharedMasks(model),
+): Value {
+  const g = model.graph;
+  const a = l.attention;
+  const scope = scopeOf(a.softmax!);
+  let mask_BS: Value | null = null;
+  if (mask) {
+    mask_BS = maskIndex.get(mask) ?? null;
+    if (!mask_BS) {
+      // one Cast for every layer, at the top of the graph
+      const top = new Builder(g, g.first(), STAMP);
+      mask_BS =
+        mask.elemType === DataType.INT32
+          ? mask
+          : top.op1('Cast', [mask], { name: `${mask.name}/mask_index`, attrs: { to: DataType.INT32 } });
+      maskIndex.set(mask, mask_BS);
+    }
+  }
+  const D = a.q.inFeatures;
+  const widths = [a.q.outFeatures, a.k.outFeatures, a.v.outFeatures];
+  const total = widths[0]! + widths[1]! + widths[2]!;
+  const projs = [a.q, a.k, a.v];
+  const wName = `${scope}/qkv_weight`;
+  const weight = Tensor.lazy(wName, DataType.FLOAT, [D, total], () => {
+    const ws = projs.map((p) => weightInOut(p) as Float32Array);
+    const out = new Float32Array(D * total);
+    for (let i = 0; i < D; i++) {
+      let o = i * total;
+      ws.forEach((w, j) => {
+        const W = widths[j]!;
+        out.set(w.subarray(i * W, (i + 1) * W), o);
+        o += W;
+      });
+    }
+    return new Uint8Array(out.buffer);
+  });
+  const bias = Tensor.lazy(`${scope}/qkv_bias`, DataType.FLOAT, [total], () => {
+    const out = new Float32Array(total);
+    let o = 0;
+    projs.forEach((p) => {
+      const bb = biasOf(p) as Float32Array;
+      out.set(bb, o);
+      o += bb.length;
+    });
+    return new Uint8Array(out.buffer);
+  });
+  const attrs: Record<string, number | number[]> = { num_heads: a.heads };
+  if (Math.abs(a.scaling.factor * Math.sqrt(a.headSize) - 1) > 1e-6) attrs.scale = a.scaling.factor;
+  if (widths[2] !== widths[0]) attrs.qkv_hidden_sizes = widths;
+  const out = a.contextReshape!.output(0);
+  const y_BSD = b.op1(
+    'Attention',
+    [a.q.input, b.initializer(wName, weight), b.initializer(`${scope}/qkv_bias`, bias), mask_BS],
+    {
+      domain: MS,
+      name: `${scope}/Attention`,
+      attrs,
+    },
+  );
+  if (out.type) y_BSD.type = out.type;
+  return y_BSD;
+}
+
+/** Cast(attention_mask) to int32 values already made, per model (reused when still in the graph). */
+const maskCasts = new WeakMap<Model, Map<Value, Value>>();
+function sharedMasks(model: Model): Map<Value, Value> {
+  let m = maskCasts.get(model);
+  if (!m) maskCasts.set(model, (m = new Map()));
+  for (const [k, v] of [...m]) if (v !== k && v.graph !== model.graph) m.delete(k);
+  return m;
 }
 
 function scopeOf(n: Node): string {
@@ -419,3 +444,62 @@ export function attentionDeclineDiagnostics(r: AttentionFusionResult, graph = ''
     ),
   );
 }
+
+// --- the `attention` entry of the fuse pass's table ------------------------------------------------------------
+
+interface Cached {
+  graphNodes: number;
+  bySoftmax: Map<Node, LayerInfo>;
+  unrecognized: Set<string>;
+}
+const analyses = new WeakMap<Model, Cached>();
+
+/** The analysis of the current graph, recomputed when the layer's nodes are no longer all in the graph. */
+function layerOf(model: Model, softmax: Node): LayerInfo | undefined {
+  let c = analyses.get(model);
+  const fresh = (l: LayerInfo | undefined) => l !== undefined && blockNodes(l).every((n) => n.graph === model.graph);
+  if (!c || !fresh(c.bySoftmax.get(softmax))) {
+    const an = analyzeLayers(model);
+    c = {
+      graphNodes: model.graph.nodeCount,
+      bySoftmax: new Map(),
+      unrecognized: new Set(an.unrecognized.map((u) => u.node)),
+    };
+    for (const l of an.layers) if (l.attention.softmax) c.bySoftmax.set(l.attention.softmax, l);
+    analyses.set(model, c);
+  }
+  return c.bySoftmax.get(softmax);
+}
+
+/**
+ * `fuse attention`: one match per recognized attention layer, anchored at its Softmax. The fuse pass checks that no
+ * intermediate value escapes, rewrites, and removes the matched nodes.
+ */
+export const attentionFusion: Fusion = {
+  name: 'attention',
+  summary: 'eager self-attention (Q/K/V, scaled QK^T, padding mask, Softmax, probs x V) into com.microsoft Attention',
+  anchors: ['Softmax'],
+  match(anchor: Node, env: FusionEnv): FusionResult {
+    if (anchor.domain !== '' && anchor.domain !== 'ai.onnx') return null;
+    const l = layerOf(env.model, anchor);
+    if (!l) return { declined: true, node: anchor, reason: 'this Softmax is not part of a recognized attention layer' };
+    if (env.target === 'onnx')
+      return {
+        declined: true,
+        node: anchor,
+        reason: 'target onnx: com.microsoft Attention is not standard ONNX, left unfused',
+      };
+    const p = planLayer(l, env.model);
+    if ('decline' in p) {
+      const n = env.graph.nodes().find((x) => x.name === p.decline.node) ?? anchor;
+      return { declined: true, node: n, reason: `layer ${l.index}: ${p.decline.reason}` };
+    }
+    const a = l.attention;
+    return {
+      nodes: blockNodes(l),
+      output: a.contextReshape!.output(0),
+      usesMicrosoftDomain: true,
+      rewrite: (b: Builder) => buildAttention(env.model, l, p.mask, b),
+    };
+  },
+};

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Builder, checkModel, DataType, Value, type Model } from '../../../src/ir/index.js';
 import { loadModel, serializeModel } from '../../../src/onnx/index.js';
 import { runDce } from '../../../passes/dce.js';
+import { runFuse } from '../../../passes/fuse.js';
 import { analyzeLayers } from '../../../passes/analysis/layers.js';
 import { attentionDeclineDiagnostics, fuseAttention } from '../../../passes/lib/attention-fusion.js';
 import { runTopkAttention } from '../../../passes/topk-attention.js';
@@ -203,5 +204,41 @@ describe('attention fusion: invalid cases (declined with a reason naming the nod
     const r = fuseAttention(model);
     expect(r.fused).toEqual([]);
     expect(r.declined.every((d) => /already/.test(d.reason))).toBe(true);
+  });
+});
+
+describe('the attention entry of the fuse pass', () => {
+  it('fuse (all fusions) on the golden model: Attention + SkipLayerNormalization + BiasGelu, logits unchanged', async () => {
+    const model = loadModel(TINY_MODEL);
+    const f = devFeeds(DEV_JSONL, 8);
+    const before = (await runModel(serializeModel(model), f)).logits!.data as Float32Array;
+    const c = ctx(model);
+    const r = runFuse(c, {});
+    expect(r.changed).toBe(true);
+    expect(r.stats?.attention).toBe(2);
+    runDce(ctx(model), {});
+    const ops = model.graph.nodes().map((n) => n.opType);
+    expect(ops.filter((o) => o === 'Attention')).toHaveLength(2);
+    expect(ops.filter((o) => o === 'Softmax')).toHaveLength(0);
+    const after = (await runModel(serializeModel(model), f)).logits!.data as Float32Array;
+    expect(maxAbsDiff(before, after)).toBeLessThan(1e-4);
+  });
+
+  it('fuse attention target onnx: left unfused, with a reason per layer', () => {
+    const model = loadModel(TINY_MODEL);
+    const diags: string[] = [];
+    const r = runFuse(
+      { ...ctx(model), report: (d) => diags.push(`${d.code} ${d.message}`) },
+      { patterns: 'attention', target: 'onnx' },
+    );
+    expect(r.changed).toBe(false);
+    expect(diags.filter((d) => d.startsWith('AX3201') && /target onnx/.test(d))).toHaveLength(2);
+  });
+
+  it('fuse attention on an SDPA export declines naming the layer', () => {
+    const model = buildBert(smallConfig({ attention: 'sdpa' }));
+    const diags: string[] = [];
+    runFuse({ ...ctx(model), report: (d) => diags.push(d.message) }, { patterns: 'attention' });
+    expect(diags.some((d) => /layer 0: SDPA/.test(d))).toBe(true);
   });
 });
