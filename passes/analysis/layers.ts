@@ -721,9 +721,24 @@ function softmaxCore(sm: Node): Core {
   const ks = unscale(scores.input(1)!);
   const q = headSplit(qs.value, 'Q', scores);
   const k = headSplit(ks.value, 'K', scores);
-  const vv = headSplit(context.input(1)!, 'V', context);
-  // Context: Transpose [0,2,1,3] then Reshape to [B, S, D].
-  const ct = onlyConsumer(context.output(0));
+  // V: the value rows; a TopK gather formulation reads them through GatherElements/Reshape.
+  let vIn = context.input(1)!;
+  const vSkipped: Node[] = [];
+  if (topk)
+    for (let p = vIn.producer(); p && vSkipped.length < 6 && !is(p, 'Transpose'); p = vIn.producer()) {
+      if (!['Reshape', 'GatherElements', 'Gather', 'Expand', 'Unsqueeze'].includes(p.opType) || !p.input(0)) break;
+      vSkipped.push(p);
+      vIn = p.input(0)!;
+    }
+  const vv = headSplit(vIn, 'V', context);
+  // Context: Transpose [0,2,1,3] then Reshape to [B, S, D] (a TopK gather formulation squeezes first).
+  let ctxOut = context.output(0);
+  for (let c = onlyConsumer(ctxOut); topk && (is(c, 'Squeeze') || is(c, 'Reshape')); c = onlyConsumer(ctxOut)) {
+    topk.nodes.push(c);
+    ctxOut = c.output(0);
+  }
+  if (topk) topk.nodes.push(...vSkipped);
+  const ct = onlyConsumer(ctxOut);
   if (!is(ct, 'Transpose') || !samePerm(permOf(ct), [0, 2, 1, 3]))
     fail(ct ?? context, 'the context MatMul is not followed by a Transpose back to [B, S, H, d] (perm [0, 2, 1, 3])');
   const cr = onlyConsumer(ct.output(0));

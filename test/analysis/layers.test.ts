@@ -258,3 +258,38 @@ describe('what is not recognized is explained, naming nodes', () => {
     expect(a.unrecognized).toEqual([]);
   });
 });
+
+describe('TopK sparse attention (from the topk-attention pass) is recognized as such', () => {
+  it.each(['dense', 'gather'] as const)('%s formulation', async (formulation) => {
+    const { applyTopk, findAttentionCores } = await import('../../passes/topk-attention.js');
+    const m = buildBert(smallConfig());
+    const cores = findAttentionCores(m).cores;
+    applyTopk(m, cores[1]!, 2, { formulation });
+    const a = analyzeLayers(m);
+    expect(a.unrecognized).toEqual([]);
+    checkAgainstConfig(a, smallConfig());
+    expect(a.layers.map((l) => l.attentionKind)).toEqual(['softmax', 'topk']);
+    expect(a.layers[1]!.attention.topk!.node.opType).toBe('TopK');
+  });
+});
+
+describe('the analysis never reads weights', () => {
+  it('leaves every lazy weight of a generated BERT-base unmaterialized', () => {
+    const m = buildBert({ layers: 12, hidden: 768, heads: 12, ffn: 3072 });
+    let computed = 0;
+    for (const v of m.graph.initializers) {
+      const t = v.constValue!;
+      const s = t.rawStorage;
+      if (s.kind === 'lazy') {
+        const f = s.compute;
+        s.compute = () => {
+          computed++;
+          return f();
+        };
+      }
+    }
+    const a = analyzeLayers(m);
+    expect(a.layers.map((l) => l.heads)).toEqual(Array(12).fill(12));
+    expect(computed).toBe(0);
+  });
+});

@@ -7,13 +7,13 @@ import { BERT_TINY, buildBert, smallConfig, type BertConfig } from './bert.js';
 
 const opSeq = (m: Model) => m.graph.nodes().map((n) => n.qualifiedOp);
 
-function feeds(names: readonly string[], B: number, S: number, vocab: number): Record<string, ort.Tensor> {
+function feeds(names: readonly string[], B: number, S: number, vocab: number, pad = true): Record<string, ort.Tensor> {
   const ids = new BigInt64Array(B * S);
   const mask = new BigInt64Array(B * S);
   for (let b = 0; b < B; b++)
     for (let s = 0; s < S; s++) {
       ids[b * S + s] = BigInt((b * 7 + s * 13 + 2) % vocab);
-      mask[b * S + s] = s < S - b ? 1n : 0n; // row b has b padding positions
+      mask[b * S + s] = !pad || s < S - b ? 1n : 0n; // row b has b padding positions
     }
   const all: Record<string, ort.Tensor> = {
     input_ids: new ort.Tensor('int64', ids, [B, S]),
@@ -23,12 +23,12 @@ function feeds(names: readonly string[], B: number, S: number, vocab: number): R
   return Object.fromEntries(names.map((n) => [n, all[n]!]));
 }
 
-export async function runGenerated(m: Model, B = 2, S = 5): Promise<Float32Array> {
+export async function runGenerated(m: Model, B = 2, S = 5, pad = true): Promise<Float32Array> {
   const s = await ort.InferenceSession.create(serializeModel(m), {
     graphOptimizationLevel: 'disabled',
     intraOpNumThreads: 1,
   });
-  const out = await s.run(feeds(s.inputNames, B, S, 100));
+  const out = await s.run(feeds(s.inputNames, B, S, 100, pad));
   await s.release();
   expect(s.outputNames).toEqual(['logits']);
   return out.logits!.data as Float32Array;
@@ -98,11 +98,39 @@ describe('generator variants run in onnxruntime', () => {
     expect([...logits].every(Number.isFinite)).toBe(true);
   });
 
-  it('sdpa and eager compute the same function of the same weights', async () => {
+  it('eager, sdpa, decomposed, explicit, ORT-fused and MS Attention forms compute the same function', async () => {
     const a = await runGenerated(buildBert(smallConfig()));
     const b = await runGenerated(buildBert(smallConfig({ attention: 'sdpa' })));
     const c = await runGenerated(buildBert(smallConfig({ layerNorm: 'decomposed' })));
     const d = await runGenerated(buildBert(smallConfig({ headsInReshape: 'explicit' })));
-    for (const o of [b, c, d]) for (let i = 0; i < a.length; i++) expect(o[i]).toBeCloseTo(a[i]!, 4);
+    const e = await runGenerated(buildBert(smallConfig({ ortFused: true })));
+    const f = await runGenerated(buildBert(smallConfig({ msAttention: true })));
+    const g = await runGenerated(buildBert(smallConfig({ msAttention: true, ortFused: true })));
+    for (const o of [b, c, d, e, f, g]) for (let i = 0; i < a.length; i++) expect(o[i]).toBeCloseTo(a[i]!, 5);
+    // the mask matters: row 0 has no padding, row 1 has one padded position
+    const u = await runGenerated(buildBert(smallConfig()), 2, 5, false);
+    expect(u[0]).toBeCloseTo(a[0]!, 6);
+    expect(Math.abs(u[2]! - a[2]!)).toBeGreaterThan(1e-4);
+    // and the weights matter: another seed gives other logits
+    const h = await runGenerated(buildBert(smallConfig({ seed: 7 })));
+    expect(Math.max(...[...h].map((x, i) => Math.abs(x - a[i]!)))).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('generator command line', () => {
+  it('parses presets and options', async () => {
+    const { parseGenArgs } = await import('./cli.js');
+    const r = parseGenArgs(['o.onnx', '--preset', 'base', '--layers', '6', '--norm', 'pre', '--ort-fused']);
+    expect(r.out).toBe('o.onnx');
+    expect([r.config.layers, r.config.hidden, r.config.heads, r.config.ffn, r.config.norm, r.config.ortFused]).toEqual([
+      6,
+      768,
+      12,
+      3072,
+      'pre',
+      true,
+    ]);
+    expect(() => parseGenArgs(['o.onnx', '--layers', 'x'])).toThrow('--layers: expected a positive integer');
+    expect(() => parseGenArgs(['o.onnx', '--bogus'])).toThrow("unknown option '--bogus'");
   });
 });

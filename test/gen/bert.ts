@@ -435,11 +435,26 @@ function selfAttention(ctx: Ctx, i: number, n: Names, x: Value): Value {
   const d = D / H;
   const sc = n.selfScope;
   if (c.msAttention) {
+    // The fused QKV weight [D, 3D] and bias [3D] hold the same values the separate projections would (same seeds),
+    // so the fused and unfused variants compute the same function.
+    const keys = [n.q, n.k, n.v].map((part) => `${n.param}${dotted(part)}`);
+    const concat = (suffix: string, rows: number, scale: number) => () => {
+      const parts = keys.map(
+        (k) => new Float32Array(lazyFloat(`${k}.${suffix}`, [rows, D], c.seed, { scale }).bytes().slice().buffer),
+      );
+      const out = new Float32Array(rows * 3 * D);
+      for (let r = 0; r < rows; r++)
+        parts.forEach((p, i) => out.set(p.subarray(r * D, (r + 1) * D), r * 3 * D + i * D));
+      return new Uint8Array(out.buffer);
+    };
     const w = ctx.g.initializer(
       `${n.param}attention.qkv.weight`,
-      lazyFloat(`${n.param}qkv.weight`, [D, 3 * D], c.seed, { scale: 0.02 }),
+      Tensor.lazy('', DataType.FLOAT, [D, 3 * D], concat('weight', D, 0.02)),
     );
-    const b = param(ctx, `${n.param}attention.qkv.bias`, [3 * D], { scale: 0.02 });
+    const b = ctx.g.initializer(
+      `${n.param}attention.qkv.bias`,
+      Tensor.lazy('', DataType.FLOAT, [3 * D], concat('bias', 1, 0.02)),
+    );
     return e.op(sc, 'Attention', [x, w, b, ctx.mask], { num_heads: H }, 'com.microsoft');
   }
   let batch: Value;
