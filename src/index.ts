@@ -37,3 +37,22 @@ export {
 export { analyzeLayers, type LayerAnalysis, type LayerInfo } from '../passes/analysis/layers.js';
 export * as ir from './ir/index.js';
 export { Model, Graph, Node, Value, Tensor, DataType, modelText, modelStats, checkModel } from './ir/index.js';
+export {
+  diff,
+  diffHtml,
+  diffText,
+  diffJson,
+  type DiffOptions,
+  type ModelDiff,
+  type LayerDiff,
+  type LayerSide,
+  type Totals,
+} from './api/diff.js';
+export {
+  writeCompileReport,
+  writeCompileReports,
+  renderCompileHtml,
+  compileReportJson,
+  REPORT_SCHEMA,
+  type CompileReportInput,
+} from './report/compile-report.js';
