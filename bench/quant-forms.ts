@@ -17,6 +17,7 @@ import {
   emitMatMulNBits,
   quantizeInt8,
   quantizeNBits,
+  quantWeightValues,
   relL2,
   type Int8Form,
 } from '../passes/lib/quant.js';
@@ -53,7 +54,8 @@ export function buildFormModel(form: Form, w_KN: Float32Array, K: number, N: num
     y = emitMatMulNBits(b, x_BSK, quantizeNBits(w_KN, K, N, 32, true), 'w', null, 'y_BSN');
   } else {
     // onnxruntime's x86 kernels want activations uint8 and weights int8
-    y = emitInt8MatMul(b, form, x_BSK, quantizeInt8(w_KN, K, N, true, true), 'w', null, 'y_BSN');
+    const qw = quantWeightValues(b, 'w', quantizeInt8(w_KN, K, N, true, true));
+    y = emitInt8MatMul(b, form, x_BSK, qw, 'w', null, 'y_BSN');
   }
   y.type = tensorType(DataType.FLOAT, ['B', 'S', N]);
   g.outputs.push(y);

@@ -10,5 +10,6 @@ import './dce.js';
 import './eliminate-identity.js';
 import './fold-constants.js';
 import './fuse.js';
+import './quantize.js';
 import './topk-attention.js';
 import './toposort.js';

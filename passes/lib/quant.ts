@@ -114,11 +114,7 @@ export function dequantizeInt8(qw: QuantWeight): Float32Array {
 }
 
 /** Initializers for a quantized weight: q_KN, scale (scalar or [N]) and zero point (same shape). */
-export function quantWeightValues(
-  b: Builder,
-  base: string,
-  qw: QuantWeight,
-): { q_KN: Value; scale: Value; zeroPoint: Value } {
+export function quantWeightValues(b: Builder, base: string, qw: QuantWeight): QuantWeightValues {
   const dt = qw.signed ? DataType.INT8 : DataType.UINT8;
   const sdims = qw.scale.length > 1 ? [qw.N] : [];
   const q_KN = b.initializer(
@@ -136,7 +132,15 @@ export function quantWeightValues(
     `${base}_zero_point`,
     Tensor.fromUint8(`${base}_zero_point`, sdims, new Uint8Array(zp.buffer, zp.byteOffset, zp.byteLength), dt),
   );
-  return { q_KN, scale, zeroPoint };
+  return { q_KN, scale, zeroPoint, perChannel: qw.scale.length > 1 };
+}
+
+export interface QuantWeightValues {
+  q_KN: Value;
+  scale: Value;
+  zeroPoint: Value;
+  /** Scales per output column (a DequantizeLinear then needs axis 1). */
+  perChannel: boolean;
 }
 
 /**
@@ -148,12 +152,11 @@ export function emitInt8MatMul(
   b: Builder,
   form: Int8Form,
   x: Value,
-  qw: QuantWeight,
+  w: QuantWeightValues,
   base: string,
   bias_N: Value | null = null,
   outputName?: string,
 ): Value {
-  const w = quantWeightValues(b, base, qw);
   const name = (s: string) => `${base}/${s}`;
   const finalOpts = (s: string) => ({ name: name(s), ...(outputName ? { outputNames: [outputName] } : {}) });
   const withBias = (y: Value): Value => (bias_N ? b.op1('Add', [y, bias_N], finalOpts('Add')) : y);
@@ -179,7 +182,7 @@ export function emitInt8MatMul(
       return withBias(y);
     }
     case 'qdq': {
-      const attrs = qw.scale.length > 1 ? { axis: 1 } : undefined;
+      const attrs = w.perChannel ? { axis: 1 } : undefined;
       const wf = b.op1('DequantizeLinear', [w.q_KN, w.scale, w.zeroPoint], {
         name: name('DequantizeLinear'),
         ...(attrs ? { attrs } : {}),

@@ -1,0 +1,253 @@
+import type * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { modelText, type Model } from '../../../src/ir/index.js';
+import { loadModel, serializeModel } from '../../../src/onnx/index.js';
+import type { DataProvider } from '../../../src/pass/index.js';
+import '../../../passes/quantize.js';
+import type { MatrixReport, SignificanceView } from '../../../passes/lib/quant-types.js';
+import { devFeeds } from '../../support/ort.js';
+import { DEV_JSONL, TINY_MODEL } from '../../support/paths.js';
+import { argmaxAgreement, maxAbsDiff, opCounts, run, runPass } from '../fuse/support.js';
+
+/**
+ * Table tests of `quantize` on the real tiny SST-2 model. `valid`: unchanged, with the reason. `invalid`: rewritten
+ * in the expected form, and in onnxruntime the logits stay close to the float model's on dev rows the calibration
+ * did not see (rows 0..63 evaluated; calibration on rows 200..263).
+ */
+const tiny = () => loadModel(TINY_MODEL);
+const N = (...xs: string[]) => xs.map((name) => ({ name }));
+const EVAL = devFeeds(DEV_JSONL, 64, 0);
+const CALIB: Record<string, ort.Tensor>[] = [devFeeds(DEV_JSONL, 32, 200), devFeeds(DEV_JSONL, 32, 232)];
+const data: DataProvider = {
+  names: () => ['calib'],
+  get: (n) => (n === 'calib' ? Promise.resolve(CALIB) : Promise.reject(new Error(`no data ${n}`))),
+};
+
+interface Case {
+  name: string;
+  model?: () => Model;
+  options: Record<string, unknown>;
+  ops?: Record<string, number>;
+  messages?: [string, string][];
+  /** Minimum argmax agreement with the float model and maximum |Δ logits|. */
+  agree?: number;
+  maxDiff?: number;
+  /** Minimum ratio of float weight bytes to quantized bytes over the quantized matrices. */
+  shrink?: number;
+  facts?: Map<string, unknown>;
+  check?: (details: Record<string, unknown>, m: Model) => void;
+}
+
+const valid: Case[] = [
+  {
+    name: 'every op excepted: nothing to do, says why',
+    options: { 'except-ops': N('MatMul', 'Gemm') },
+    messages: [['AX3302', 'every candidate was kept in float (except ops)']],
+  },
+  {
+    name: 'gemm only, with alpha != 1: declined naming the node',
+    model: () => {
+      const m = tiny();
+      for (const n of m.graph) if (n.opType === 'Gemm') n.setAttr('alpha', 0.5);
+      return m;
+    },
+    options: { ops: N('gemm') },
+    messages: [
+      ['AX3301', "did not quantize '/m/classifier/Gemm' (Gemm): alpha is 0.5, not 1"],
+      ['AX3302', 'no gemm node has a constant rank-2 float weight'],
+    ],
+  },
+];
+
+const FLOAT_MATMULS = 12;
+const invalid: Case[] = [
+  ...(['dynamic-quantize-matmul', 'matmul-integer-to-float', 'matmul-integer', 'qdq'] as const).map((form): Case => ({
+    name: `int8 per-channel, form ${form}`,
+    options: { form },
+    ops: {
+      MatMul: form === 'qdq' ? 4 + FLOAT_MATMULS + 2 : 4,
+      Gemm: 0,
+      'com.microsoft.DynamicQuantizeMatMul': form === 'dynamic-quantize-matmul' ? FLOAT_MATMULS + 2 : 0,
+      'com.microsoft.MatMulIntegerToFloat': form === 'matmul-integer-to-float' ? FLOAT_MATMULS + 2 : 0,
+      MatMulInteger: form === 'matmul-integer' ? FLOAT_MATMULS + 2 : 0,
+      DequantizeLinear: form === 'qdq' ? FLOAT_MATMULS + 2 : 0,
+    },
+    agree: 0.95,
+    maxDiff: 0.5,
+    shrink: 3.5,
+  })),
+  {
+    name: 'int8 per-tensor, unsigned weights',
+    options: { mode: 'uint8', granularity: 'per-tensor' },
+    ops: { 'com.microsoft.DynamicQuantizeMatMul': 14 },
+    agree: 0.9,
+    maxDiff: 1,
+  },
+  {
+    name: 'except layers 0 keeps layer 0 in float; the report says why',
+    options: { layers: { include: [], exclude: [0] } },
+    ops: { MatMul: 4 + 6, 'com.microsoft.DynamicQuantizeMatMul': 6 + 2 },
+    agree: 0.95,
+    maxDiff: 0.5,
+    check: (d) => {
+      const ms = d.matrices as MatrixReport[];
+      expect(ms.filter((r) => r.kept === 'except layer 0')).toHaveLength(6);
+      expect(ms.find((r) => r.layer === 1 && r.role === 'q')?.form).toBe('dynamic-quantize-matmul');
+    },
+  },
+  {
+    name: 'int4 MatMulNBits, block 32, symmetric',
+    options: { mode: 'int4' },
+    ops: { 'com.microsoft.MatMulNBits': 14, MatMul: 4 },
+    agree: 0.85,
+    maxDiff: 1.5,
+    shrink: 5,
+  },
+  {
+    name: 'int4 MatMulNBits, block 64, asymmetric (packed zero points)',
+    options: { mode: 'int4', 'block-size': 64, symmetric: false },
+    ops: { 'com.microsoft.MatMulNBits': 14 },
+    agree: 0.85,
+    maxDiff: 1.5,
+  },
+  {
+    name: 'embedding tables: int8 rows, per-row scales (4x smaller)',
+    options: { ops: N('gather') },
+    // each of the 3 table Gathers becomes two (rows and scales)
+    ops: { Gather: (opCounts(tiny()).Gather ?? 0) + 3, Cast: (opCounts(tiny()).Cast ?? 0) + 3 },
+    agree: 0.98,
+    maxDiff: 0.2,
+    shrink: 3.8,
+  },
+  ...(['minmax', 'percentile', 'entropy'] as const).map((calibration): Case => ({
+    name: `static int8, calibration ${calibration}`,
+    options: { calibration, on: 'calib' },
+    // one QuantizeLinear per distinct activation (Q, K and V share theirs): 4 per layer, pooler, classifier
+    ops: { QuantizeLinear: 10, MatMul: 4 + 14 },
+    agree: 0.9,
+    maxDiff: 1,
+    check: (d) => expect(d.form).toBe(`static-qdq (${calibration})`),
+  })),
+  {
+    name: 'per-matrix error report on data: output error of every matrix',
+    options: { on: 'calib' },
+    agree: 0.95,
+    check: (d) => {
+      const ms = d.matrices as MatrixReport[];
+      expect(ms).toHaveLength(14);
+      for (const r of ms) {
+        expect(r.errorOf).toBe('output');
+        expect(r.relError).toBeGreaterThan(0);
+        expect(r.relError).toBeLessThan(0.2);
+      }
+    },
+  },
+  {
+    name: 'keep-float 2 by significance: the matrices of the most significant block stay float',
+    options: { 'keep-float': 2 },
+    facts: new Map<string, unknown>([
+      [
+        'significance',
+        {
+          layers: [
+            { layer: 0, attention: { score: 0.1 }, ffn: { score: 0.9 } },
+            { layer: 1, attention: { score: 0.2 }, ffn: { score: 0.3 } },
+          ],
+        } satisfies SignificanceView,
+      ],
+    ]),
+    ops: { 'com.microsoft.DynamicQuantizeMatMul': 12 },
+    agree: 0.95,
+    check: (d) => {
+      const kept = (d.matrices as MatrixReport[]).filter((r) => r.form === 'float');
+      expect(kept.map((r) => `${r.layer}.${r.role}`)).toEqual(['0.up', '0.down']);
+      expect(d.keptFloatBy).toBe('significance');
+    },
+  },
+  {
+    name: 'keep-float 25% without significance: the matrices with the largest error stay float',
+    options: { 'keep-float': 0.25 },
+    ops: { 'com.microsoft.DynamicQuantizeMatMul': 10 },
+    agree: 0.95,
+    check: (d) => {
+      const ms = d.matrices as MatrixReport[];
+      const kept = ms.filter((r) => r.form === 'float');
+      expect(kept).toHaveLength(4);
+      const minKept = Math.min(...kept.map((r) => r.relError));
+      for (const r of ms) if (r.form !== 'float') expect(r.relError).toBeLessThanOrEqual(minKept);
+      expect(d.keptFloatBy).toBe('quantization error (weight)');
+    },
+  },
+];
+
+function checkMessages(c: Case, ds: { code: string; message: string }[]): void {
+  for (const [code, text] of c.messages ?? [])
+    expect(
+      ds.find((d) => d.code === code && d.message.includes(text)),
+      `${code} "${text}" among:\n${ds.map((d) => `${d.code} ${d.message}`).join('\n')}`,
+    ).toBeDefined();
+}
+
+const floatLogits = run(tiny(), EVAL);
+
+describe('quantize: valid (unchanged)', () => {
+  for (const c of valid)
+    it(c.name, async () => {
+      const m = (c.model ?? tiny)();
+      const before = modelText(m);
+      const { result, diagnostics } = await runPass(m, 'quantize', c.options, { data });
+      expect(result.changed).toBe(false);
+      expect(modelText(m)).toBe(before);
+      checkMessages(c, diagnostics);
+    });
+});
+
+describe('quantize: invalid (rewritten), checked in onnxruntime on dev rows', () => {
+  for (const c of invalid)
+    it(c.name, async () => {
+      const m = (c.model ?? tiny)();
+      const { result, diagnostics, details } = await runPass(m, 'quantize', c.options, { data, facts: c.facts });
+      expect(result.changed).toBe(true);
+      const counts = opCounts(m);
+      for (const [op, n] of Object.entries(c.ops ?? {})) expect(counts[op] ?? 0, op).toBe(n);
+      checkMessages(c, diagnostics);
+      c.check?.(details, m);
+      const ref = await floatLogits;
+      const got = await run(m, EVAL, true);
+      const agree = argmaxAgreement(ref, got, 2);
+      const diff = maxAbsDiff(ref, got);
+      expect(agree).toBeGreaterThanOrEqual(c.agree ?? 0.9);
+      expect(diff).toBeLessThanOrEqual(c.maxDiff ?? 1);
+      expect(diff).toBeGreaterThan(0); // it really is quantized
+      if (c.shrink) expect(result.stats!.bytesBefore! / result.stats!.bytesAfter!).toBeGreaterThanOrEqual(c.shrink);
+    });
+});
+
+describe('quantize: options and determinism', () => {
+  it('int4 with target onnx is refused (MatMulNBits is com.microsoft)', async () => {
+    await expect(runPass(tiny(), 'quantize', { mode: 'int4', target: 'onnx' })).rejects.toThrow(/AX3303/);
+  });
+  it('calibration without data is refused', async () => {
+    await expect(runPass(tiny(), 'quantize', { calibration: 'minmax' })).rejects.toThrow(/AX3304.*on NAME/);
+  });
+  it('target onnx defaults to the QDQ form with standard ops only', async () => {
+    const m = tiny();
+    await runPass(m, 'quantize', { target: 'onnx' });
+    expect(Object.keys(opCounts(m)).filter((k) => k.startsWith('com.microsoft'))).toEqual([]);
+    expect(opCounts(m).DequantizeLinear).toBe(14);
+  });
+  it('same input, byte-identical output', async () => {
+    const a = tiny();
+    const b = tiny();
+    await runPass(a, 'quantize', { ops: N('matmul', 'gemm', 'gather') });
+    await runPass(b, 'quantize', { ops: N('matmul', 'gemm', 'gather') });
+    expect(Buffer.compare(serializeModel(a), serializeModel(b))).toBe(0);
+  });
+  it('the whole model with embeddings shrinks about 4x', async () => {
+    const m = tiny();
+    const before = serializeModel(m).length;
+    await runPass(m, 'quantize', { ops: N('matmul', 'gemm', 'gather') });
+    const after = serializeModel(m).length;
+    expect(before / after).toBeGreaterThan(3.5);
+  });
+});
