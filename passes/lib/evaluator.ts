@@ -76,8 +76,6 @@ export function broadcastDims(shapes: readonly (readonly number[])[]): number[] 
       if (d !== 1 && d !== x) decline(`shapes [${shapes.map((s) => s.join(',')).join('] and [')}] do not broadcast`);
       d = x;
     }
-    // a 0 dimension broadcasts with 1 only
-    if (shapes.some((s) => s.length - rank + i >= 0 && s[s.length - rank + i] === 0)) d = 0;
     out.push(d);
   }
   return out;
@@ -194,10 +192,7 @@ function elementwise(inputs: CTensor[], outType: DataType, f: (vals: (number | b
 
 const intsOf = (t: CTensor, what: string): number[] => {
   if (t.dtype !== DataType.INT64 && t.dtype !== DataType.INT32) decline(`${what} must be int64`);
-  return t.data.map((v) => {
-    const x = Number(v);
-    return x;
-  });
+  return t.data.map((v) => Number(v));
 };
 
 function castValue(v: number | bigint, from: DataType, to: DataType): number | bigint {

@@ -47,11 +47,6 @@ export function isConstInitializer(v: Value): boolean {
   return v.constValue !== undefined && !v.isGraphInput();
 }
 
-/** Whether a node output must keep its identity and name: it is an output of the graph that owns it. */
-export function isGraphOutput(v: Value): boolean {
-  return v.isGraphOutput();
-}
-
 /** A pass's record of a declined rewrite, naming the node and saying why. */
 export interface Decline {
   node: string;
@@ -102,9 +97,4 @@ export function countNodes(m: Model): number {
   let n = 0;
   for (const g of allGraphs(m.graph)) n += g.nodeCount;
   return n;
-}
-
-/** A PassContext for running a pass outside the manager (tests, the cleanup pass running its members). */
-export function childContext(ctx: PassContext): PassContext {
-  return { ...ctx, details: {} };
 }
