@@ -481,16 +481,19 @@ function taskMetrics(
   metrics.compiled = mc;
   const drop = (mr.accuracy - mc.accuracy) * 100;
   metrics.accuracyDrop = drop;
-  const accText = `${pct(mr.accuracy, 2)} → ${pct(mc.accuracy, 2)} on ${mr.rows} rows of '${data.name}'`;
-  if (spec.accuracyDrop !== undefined && drop > spec.accuracyDrop + 1e-9)
-    failures.push(
-      diag(
-        'AX4004',
-        'error',
-        `accuracy dropped by ${drop.toFixed(2)} points (${names.reference} ${accText} for ${names.candidate}), more than the allowed ${spec.accuracyDrop}; would pass with an allowed drop of ${drop.toFixed(2)} points`,
-        loc,
-      ),
-    );
+  const accText = `${names.reference} ${pct(mr.accuracy, 2)} → ${names.candidate} ${pct(mc.accuracy, 2)} on ${mr.rows} rows of '${data.name}'`;
+  if (spec.accuracyDrop !== undefined && drop > spec.accuracyDrop + 1e-9) {
+    const allowed = spec.accuracyDrop;
+    const what =
+      drop > 1e-9
+        ? `accuracy dropped by ${drop.toFixed(2)} points (${accText}), more than the allowed ${allowed}`
+        : drop < -1e-9
+          ? `accuracy rose by ${(-drop).toFixed(2)} points (${accText}), but the verify statement demands a gain of at least ${-allowed}`
+          : `accuracy did not change (${accText}), but the verify statement demands a gain of at least ${-allowed}`;
+    // rounded up to the printed precision, so that the suggested figure passes
+    const need = Math.ceil(drop * 100 - 1e-9) / 100;
+    failures.push(diag('AX4004', 'error', `${what}; would pass with accuracy drop <= ${need.toFixed(2)} points`, loc));
+  }
   if (spec.minAccuracy !== undefined && mc.accuracy < spec.minAccuracy)
     failures.push(
       diag(
@@ -503,12 +506,26 @@ function taskMetrics(
   return metrics;
 }
 
+/** The requirements on one output and whether each held, for the summary table. */
+function requirements(c: OutputComparison): string {
+  const parts: string[] = [];
+  const t = c.tolerance;
+  if (t)
+    parts.push(
+      `atol ${fmt(t.atol)} rtol ${fmt(t.rtol)}: ${t.violations ? `${t.violations} over (needs atol ${fmtUp(t.passingAtol)})` : 'ok'}`,
+    );
+  if (c.minCosine !== undefined) parts.push(`cosine >= ${c.minCosine}: ${c.cosine >= c.minCosine ? 'ok' : 'FAIL'}`);
+  if (c.minArgmax !== undefined)
+    parts.push(`argmax >= ${pct(c.minArgmax, 2)}: ${(c.argmaxAgreement ?? 0) >= c.minArgmax ? 'ok' : 'FAIL'}`);
+  return parts.length ? parts.join('; ') : '-';
+}
+
 /** The figures as aligned text for the CLI summary. Deterministic: no timings unless asked. */
 export function renderVerifyResult(r: VerifyResult, opts: { timing?: boolean; names?: CompareNames } = {}): string {
   const names = opts.names ?? DEFAULT_NAMES;
   const lines: string[] = [];
   lines.push(`verify on '${r.data}' (${r.rows} ${r.rowUnit}): ${r.pass ? 'PASS' : 'FAIL'}`);
-  const rows: string[][] = [['output', 'max abs', 'mean abs', 'max rel', 'cosine', 'argmax', 'tolerance']];
+  const rows: string[][] = [['output', 'max abs', 'mean abs', 'max rel', 'cosine', 'argmax', 'requirements']];
   for (const c of r.outputs) {
     const t = c.tolerance;
     rows.push([
@@ -518,9 +535,7 @@ export function renderVerifyResult(r: VerifyResult, opts: { timing?: boolean; na
       fmt(c.maxRelError),
       Number.isNaN(c.cosine) ? 'NaN' : c.cosine.toFixed(6),
       c.argmaxAgreement === undefined ? '-' : pct(c.argmaxAgreement, 2),
-      t
-        ? `atol ${fmt(t.atol)} rtol ${fmt(t.rtol)}: ${t.violations ? `${t.violations} over (needs atol ${fmtUp(t.passingAtol)})` : 'ok'}`
-        : '-',
+      requirements(c),
     ]);
   }
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));

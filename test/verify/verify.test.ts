@@ -148,6 +148,14 @@ describe('verify', () => {
     expect(r.failures[0]!.message).toContain('(outputs: logits)');
   });
 
+  test('a negative allowed drop demands a gain', async () => {
+    const r = await verify(TINY_MODEL, TINY_MODEL, { data: 'dev', accuracyDrop: -1, outputs: [], span }, data);
+    expect(r.failures).toHaveLength(1);
+    expect(r.failures[0]!.message).toMatch(
+      /^accuracy did not change \(original (\d+\.\d\d)% → compiled \1% on 48 rows of 'dev'\), but the verify statement demands a gain of at least 1; would pass with accuracy drop <= 0\.00 points$/,
+    );
+  });
+
   test('accuracy on unlabelled data is an error', async () => {
     const unlabelled: Dataset = { ...data, rows: data.rows.map(({ label: _l, ...rest }) => rest), labelled: false };
     const r = await verify(TINY_MODEL, TINY_MODEL, { data: 'dev', accuracyDrop: 0, outputs: [], span }, unlabelled);
@@ -164,7 +172,7 @@ describe('verify', () => {
     const text = renderVerifyResult(r);
     const lines = text.split('\n');
     expect(lines[0]).toBe("verify on 'dev' (48 rows): FAIL");
-    expect(lines[1]).toMatch(/^ {2}output +max abs +mean abs +max rel +cosine +argmax +tolerance$/);
+    expect(lines[1]).toMatch(/^ {2}output +max abs +mean abs +max rel +cosine +argmax +requirements$/);
     expect(lines[2]).toMatch(/^ {2}logits +0\.5 +0\.25 .* atol 1e-4 rtol 0: 48 over \(needs atol 0\.501\)$/);
     expect(lines[3]).toMatch(/^ {2}original: accuracy \d+\.\d\d% \(\d+\/48\), F1 0\.\d{4}$/);
     expect(renderVerifyResult(r)).toBe(text);
