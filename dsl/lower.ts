@@ -83,6 +83,11 @@ const DATA_OPTIONS: Record<string, { field: DataField; kind: 'string' | 'path' |
   batch: { field: 'batch', kind: 'int', min: 1 },
 };
 
+/** An own property only: plan words such as `constructor` must not find Object.prototype members. */
+function own<T>(obj: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
 const loc = (s: SourceSpan) => ({ kind: 'plan' as const, ...s });
 const at = (s: SourceSpan) => `line ${s.line}`;
 const hint = (word: string, candidates: Iterable<string>): string[] => {
@@ -195,7 +200,7 @@ export class PlanChecker {
     const given = new Map<string, A.DataOption>();
     for (const o of s.options) {
       const key = o.name.text;
-      const spec = DATA_OPTIONS[key];
+      const spec = own(DATA_OPTIONS, key);
       if (!spec) {
         this.error('AX2102', `unknown data option '${key}'`, o.name.span, [
           ...hint(key, Object.keys(DATA_OPTIONS)),
@@ -371,7 +376,7 @@ export class PlanChecker {
       options.set(name, { value, span });
     };
     const spec = (name: string, span: A.Span, written: string): OptionSpec | undefined => {
-      const sp = pass.options[name];
+      const sp = own(pass.options, name);
       if (sp) return sp;
       const names = Object.keys(pass.options);
       this.error(
@@ -389,7 +394,7 @@ export class PlanChecker {
     const isOptionWord = (l: A.ValueList) => {
       const v = l.items[0]!;
       if (l.items.length !== 1 || v.kind !== 'word' || v.arg) return false;
-      return (v.name in pass.options && v.name !== pass.positional) || enumOwners(v.name).length > 0;
+      return (own(pass.options, v.name) !== undefined && v.name !== pass.positional) || enumOwners(v.name).length > 0;
     };
 
     let exceptLayers: { sel: A.LayerSelectorAst; span: A.Span } | undefined;
@@ -397,7 +402,7 @@ export class PlanChecker {
     let i = 0;
     const first = args[0];
     if (pass.positional && first?.kind === 'values' && !isOptionWord(first)) {
-      const sp = pass.options[pass.positional];
+      const sp = own(pass.options, pass.positional);
       if (!sp) throw new Error(`pass '${kw}': positional option '${pass.positional}' has no schema`);
       const v = this.convert(first, sp, pass.positional, kw);
       if (v !== undefined) set(pass.positional, v, first.span);
@@ -434,7 +439,7 @@ export class PlanChecker {
         }
         case 'except': {
           if (a.selector) {
-            const ex = pass.options['except'];
+            const ex = own(pass.options, 'except');
             if (ex) {
               if (ex.type !== 'layers') {
                 this.error('AX2103', `option 'except' of '${kw}' is ${article(ex.type)}, not a layer selector`, a.span);
@@ -442,7 +447,7 @@ export class PlanChecker {
               }
               const v = this.layerSelector(a.selector);
               if (v) set('except', v, a.span);
-            } else if (pass.options['layers']?.type === 'layers') {
+            } else if (own(pass.options, 'layers')?.type === 'layers') {
               if (exceptLayers) this.error('AX2108', `'except layers' of '${kw}' is given twice`, a.span);
               else exceptLayers = { sel: a.selector, span: a.span };
             } else spec('except', a.span, 'except layers');
@@ -499,8 +504,9 @@ export class PlanChecker {
             break;
           }
           const name = w.name;
-          if (name in pass.options && name !== pass.positional) {
-            const sp = pass.options[name]!;
+          const named = name !== pass.positional ? own(pass.options, name) : undefined;
+          if (named) {
+            const sp = named;
             const next = args[i + 1];
             if (sp.type === 'boolean') {
               const nw = next?.kind === 'values' && next.items.length === 1 ? next.items[0] : undefined;

@@ -255,6 +255,12 @@ describe('invalid plans give stable codes', () => {
       src: 'topk-attention k 1 renormalize yes\n',
       codes: ['AX2103'],
     },
+    { name: 'prototype names are not options', src: 'fuse gelu constructor toString\n', codes: ['AX2102', 'AX2102'] },
+    {
+      name: 'prototype names are not data options',
+      src: 'data d = jsonl "x" constructor 1\nverify on d: accuracy >= 1%\n',
+      codes: ['AX2102'],
+    },
     { name: 'fractional integer', src: 'topk-attention k 1.5\n', codes: ['AX2103'] },
     { name: 'negative layer', src: 'topk-attention layers -1 k 2\n', codes: ['AX2104'] },
     {
