@@ -14,7 +14,7 @@ const isStd = (n: Node) => n.domain === '' || n.domain === 'ai.onnx';
  * Whether node `n` passes its input 0 through unchanged (same values, dtype and shape) to its output 0; returns
  * the reason when it cannot tell or it is not a no-op of a kind this pass handles, or null for a no-op.
  */
-export function noopReason(n: Node, memo: Map<Value, DataType | undefined>): string | null | undefined {
+export function noopReason(n: Node, memo: Map<Value, DataType | undefined>, opset = 17): string | null | undefined {
   if (!isStd(n)) return undefined;
   const x = n.input(0);
   switch (n.opType) {
@@ -33,7 +33,8 @@ export function noopReason(n: Node, memo: Map<Value, DataType | undefined>): str
     case 'Dropout': {
       const mask = n.outputs[1];
       const training = n.input(2);
-      if (n.getInt('is_test') === 0) return 'it runs in training mode (is_test=0)';
+      // before opset 7, Dropout trains unless is_test=1
+      if (opset < 7 && n.getInt('is_test', 0) !== 1) return 'it runs in training mode (is_test is not 1)';
       if (training) {
         const t = constTensor(training);
         if (!t) return 'its training_mode input is not a constant';
@@ -75,12 +76,12 @@ interface Stats {
   outputsRenamed: number;
 }
 
-function eliminateIn(g: Graph, noops: boolean, declines: Declines, stats: Stats): void {
+function eliminateIn(g: Graph, noops: boolean, opset: number, declines: Declines, stats: Stats): void {
   const memo = new Map<Value, DataType | undefined>();
   for (const n of g) {
-    for (const sg of n.subgraphs()) eliminateIn(sg, noops, declines, stats);
+    for (const sg of n.subgraphs()) eliminateIn(sg, noops, opset, declines, stats);
     if (!noops && n.opType !== 'Identity') continue;
-    const r = noopReason(n, memo);
+    const r = noopReason(n, memo, opset);
     if (r === undefined) continue;
     if (r !== null) {
       declines.add(n, r);
@@ -128,8 +129,10 @@ function eliminateIn(g: Graph, noops: boolean, declines: Declines, stats: Stats)
 export function runEliminateIdentity(ctx: PassContext, options: EliminateIdentityOptions): PassResult {
   const stats: Stats = { nodesRemoved: 0, outputsRenamed: 0 };
   const declines = new Declines('AX3811', 'remove');
-  eliminateIn(ctx.model.graph, options.noops !== false, declines, stats);
-  for (const f of ctx.model.functions) eliminateIn(f.body, options.noops !== false, declines, stats);
+  const opset = ctx.model.opset('') ?? 17;
+  eliminateIn(ctx.model.graph, options.noops !== false, opset, declines, stats);
+  for (const f of ctx.model.functions)
+    eliminateIn(f.body, options.noops !== false, f.opsetImports.get('') ?? opset, declines, stats);
   declines.flush(ctx);
   const changed = stats.nodesRemoved > 0;
   return {
