@@ -527,7 +527,6 @@ export function renderVerifyResult(r: VerifyResult, opts: { timing?: boolean; na
   lines.push(`verify on '${r.data}' (${r.rows} ${r.rowUnit}): ${r.pass ? 'PASS' : 'FAIL'}`);
   const rows: string[][] = [['output', 'max abs', 'mean abs', 'max rel', 'cosine', 'argmax', 'requirements']];
   for (const c of r.outputs) {
-    const t = c.tolerance;
     rows.push([
       c.name,
       fmt(c.maxAbsError),
