@@ -113,7 +113,12 @@ const CASES: [string, Partial<BertConfig>, Partial<Expect>][] = [
   ['default (current HF export)', {}, {}],
   ['decomposed LayerNorm (opset 14)', { layerNorm: 'decomposed' }, { layerNorm: 'decomposed' }],
   ['SDPA attention', { attention: 'sdpa' }, { scaling: 'q-and-k' }],
-  ['explicit head count in Reshape', { headsInReshape: 'explicit' }, {}],
+  [
+    'explicit head count (older export: Div scaling, two K Transposes, -10000 mask)',
+    { headsInReshape: 'explicit' },
+    { scaling: 'div-scores' },
+  ],
+  ['explicit head count with SDPA', { headsInReshape: 'explicit', attention: 'sdpa' }, { scaling: 'q-and-k' }],
   ['DistilBERT', { family: 'distilbert', headsInReshape: 'explicit' }, { scaling: 'q', mask: 'where' }],
   ['RoBERTa', { family: 'roberta' }, {}],
   ['pre-norm', { norm: 'pre' }, { norm: 'pre' }],

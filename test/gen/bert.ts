@@ -347,6 +347,26 @@ function hfMask(ctx: Ctx, attentionMask: Value, hidden: Value): void {
   ctx.mask = e.op(sc, 'Where', [keep_B1SS, zero, min]);
 }
 
+/**
+ * Older BERT exports (explicit head count): the extended mask (1 - mask[:, None, None, :]) * -10000 added to the
+ * scores, scores divided by sqrt(d), and K transposed by two Transposes.
+ */
+export function legacy(c: BertConfig): boolean {
+  return c.headsInReshape === 'explicit' && c.family !== 'distilbert' && c.attention === 'eager' && !c.msAttention;
+}
+
+function legacyMask(ctx: Ctx, attentionMask: Value, hidden: Value): void {
+  const { e } = ctx;
+  const sc = ctx.s;
+  ctx.seq0 = e.op(sc, 'Gather', [e.op(sc, 'Shape', [hidden]), e.i64(sc, [1], [])], { axis: 0 });
+  ctx.batch0 = e.op(sc, 'Gather', [e.op(sc, 'Shape', [hidden]), e.i64(sc, [0], [])], { axis: 0 });
+  const u1 = e.op(sc, 'Unsqueeze', [attentionMask, e.i64(sc, [1])]);
+  const u2 = e.op(sc, 'Unsqueeze', [u1, e.i64(sc, [2])]);
+  const f = e.op(sc, 'Cast', [u2], { to: DataType.FLOAT });
+  const inv = e.op(sc, 'Sub', [e.f32(sc, [1]), f]);
+  ctx.mask = e.op(sc, 'Mul', [inv, e.f32(sc, [-10000])]);
+}
+
 /** DistilBERT's mask: (mask == 0) reshaped to [B, 1, 1, S]; each layer expands it and fills with finfo.min. */
 function distilMask(ctx: Ctx, attentionMask: Value, hidden: Value): void {
   const { e } = ctx;
@@ -476,7 +496,10 @@ function selfAttention(ctx: Ctx, i: number, n: Names, x: Value): Value {
   const k_BSHd = e.op(sc, 'Reshape', [lin(n.k).out, sk], { allowzero: 0 });
   const v_BSHd = e.op(sc, 'Reshape', [lin(n.v).out, sv], { allowzero: 0 });
   const v_BHSd = e.op(sc, 'Transpose', [v_BSHd], { perm: [0, 2, 1, 3] });
-  const kT_BHdS = e.op(sc, 'Transpose', [k_BSHd], { perm: [0, 2, 3, 1] });
+  // older exports: key.permute(0, 2, 1, 3) then .transpose(-1, -2), two Transposes
+  const kT_BHdS = legacy(c)
+    ? e.op(sc, 'Transpose', [e.op(sc, 'Transpose', [k_BSHd], { perm: [0, 2, 1, 3] })], { perm: [0, 1, 3, 2] })
+    : e.op(sc, 'Transpose', [k_BSHd], { perm: [0, 2, 3, 1] });
   let probs_BHSS: Value;
   if (c.family === 'distilbert') {
     const qs = e.op(sc, 'Div', [q_BHSd, e.f32(sc, [Math.sqrt(d)])]);
@@ -494,7 +517,9 @@ function selfAttention(ctx: Ctx, i: number, n: Names, x: Value): Value {
     probs_BHSS = e.op(sc, 'Where', [e.op(sc, 'IsNaN', [sm]), e.f32(sc, [0], [1]), sm]);
   } else {
     const scores = e.op(sc, 'MatMul', [q_BHSd, kT_BHdS]);
-    const scaled = e.op(sc, 'Mul', [scores, e.f32(sc, [1 / Math.sqrt(d)])]);
+    const scaled = legacy(c)
+      ? e.op(sc, 'Div', [scores, e.f32(sc, [Math.sqrt(d)])])
+      : e.op(sc, 'Mul', [scores, e.f32(sc, [1 / Math.sqrt(d)])]);
     probs_BHSS = e.op(sc, 'Softmax', [e.op(sc, 'Add', [scaled, ctx.mask])], { axis: -1 });
   }
   const ctx_BHSd = e.op(sc, 'MatMul', [probs_BHSS, v_BHSd]);
@@ -580,6 +605,7 @@ export function buildBert(config: Partial<BertConfig> = {}): Model {
   let h = embeddings(ctx, inputIds, tokenTypes);
   if (c.msAttention) ctx.mask = e.op(ctx.s, 'Cast', [attentionMask], { to: DataType.INT32 });
   else if (c.family === 'distilbert') distilMask(ctx, attentionMask, h);
+  else if (legacy(c)) legacyMask(ctx, attentionMask, h);
   else hfMask(ctx, attentionMask, h);
   for (let i = 0; i < c.layers; i++) h = encoderLayer(ctx, i, h);
   if (c.norm === 'pre') h = layerNorm(ctx, `${ctx.s}/encoder/LayerNorm`, `${ctx.p}encoder.LayerNorm`, h);
