@@ -20,6 +20,13 @@
  *
  * What is not recognized is listed in `unrecognized` with the node where matching stopped and the check that failed.
  * The analysis holds references to nodes and values: it is valid until the graph is edited (re-run it after).
+ *
+ * Use:
+ *   const a = analyzeLayers(model);            // or ctx.facts.get('layers') after the `analyze-layers` pass
+ *   const l = a.layers[i];                     // l.heads, l.headSize, l.ffnSize, l.norm, l.attentionKind, l.activation
+ *   const { q, k, v, o, up, down } = projections(l);   // Linear: matmul node, weight (layout!), bias, biasAdd
+ *   l.attention.headReshapes.q.input(1)        // the shape feeding the head split (Concat of constants)
+ *   l.norms.attention.gamma, l.residuals.ffn, l.ffn.activationNodes, l.nodes (all of the layer's own nodes)
  */
 import { AttrType, type Model, type Node, type Value } from '../../src/ir/index.js';
 import { constInts, constTensor } from '../lib/consts.js';

@@ -298,3 +298,37 @@ describe('the analysis never reads weights', () => {
     expect(computed).toBe(0);
   });
 });
+
+describe('com.microsoft MultiHeadAttention', () => {
+  it('is recognized with its separate Q/K/V projections', async () => {
+    const { Node: IrNode } = await import('../../src/ir/index.js');
+    const { runDce } = await import('../../passes/dce.js');
+    const c = smallConfig();
+    const m = buildBert(c);
+    m.opsetImports.set('com.microsoft', 1);
+    for (const l of analyzeLayers(m).layers) {
+      const a = l.attention;
+      const out = new Value(`${a.o.matmul.name}/mha_out`);
+      const mha = new IrNode(
+        'com.microsoft',
+        'MultiHeadAttention',
+        [a.q.output, a.k.output, a.v.output],
+        [out],
+        `${a.o.matmul.name}/mha`,
+        {
+          num_heads: l.heads,
+        },
+      );
+      m.graph.insertBefore(a.o.matmul, mha);
+      a.o.matmul.replaceInput(0, out);
+    }
+    runDce({ model: m } as Parameters<typeof runDce>[0], {});
+    const a = analyzeLayers(m);
+    expect(a.unrecognized).toEqual([]);
+    checkAgainstConfig(a, c);
+    expect(a.layers.map((l) => [l.attentionKind, l.attention.fused!.opType, l.attention.q.form])).toEqual([
+      ['ms-attention', 'MultiHeadAttention', 'matmul'],
+      ['ms-attention', 'MultiHeadAttention', 'matmul'],
+    ]);
+  });
+});
