@@ -63,6 +63,9 @@ export interface CheckOptions {
   facts?: string[];
   /** Warn about data files that do not exist (AX2203). */
   checkFiles?: boolean;
+  /** Read the first row of existing data files to check fields against the model (AX2202). Default true; turn it
+   * off when the data paths will be overridden (compile --data NAME=PATH). */
+  checkData?: boolean;
 }
 
 const DATA_FORMATS: readonly DataFormat[] = ['jsonl', 'tsv', 'text-jsonl', 'onnx-testdata'];
@@ -289,6 +292,7 @@ export class PlanChecker {
 
   /** AX2203 (missing file, with checkFiles) and AX2202 (fields vs the model's inputs, when the model is known). */
   private checkDataFile(d: DataDecl, s: A.DataStmt, given: Map<string, A.DataOption>): void {
+    if (this.opts.checkData === false) return;
     const exists = fs.existsSync(d.path);
     if (!exists) {
       if (this.opts.checkFiles)

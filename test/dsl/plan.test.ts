@@ -196,6 +196,14 @@ describe('data and verify lower to DataDecl and VerifySpec', () => {
     ]);
   });
 
+  test('data fields are checked against the model unless checkData is false', () => {
+    const src = `data dev = jsonl "${path.join(GOLDEN, 'sst2/dev.jsonl')}" label "labels"\nverify on dev: accuracy >= 50%\n`;
+    const info = { inputs: ['input_ids', 'attention_mask', 'token_type_ids', 'pixel_values'] };
+    expect(codes(src, { modelInfo: info })).toEqual(['AX2202', 'AX2202']);
+    expect(codes(src, { modelInfo: info, checkData: false })).toEqual([]);
+    expect(codes(src.replace('"labels"', '"label"'), { modelInfo: { inputs: info.inputs.slice(0, 3) } })).toEqual([]);
+  });
+
   test('a data source may be declared after its use', () => {
     expect(lowered('verify on dev: accuracy drop <= 1 points\n' + DATA).verify[0]!.data).toBe('dev');
   });
