@@ -10,6 +10,8 @@ import './dce.js';
 import './eliminate-identity.js';
 import './fold-constants.js';
 import './fuse.js';
+import './prune.js';
 import './quantize.js';
+import './significance.js';
 import './topk-attention.js';
 import './toposort.js';

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { Builder, DataType, Value, tensorType, type Model } from '../../src/ir/index.js';
 import { decodeModel, serializeModel } from '../../src/onnx/index.js';
+import { sweep } from './prune-apply.js';
 import { recognizeLayers } from './prune-layers.js';
 import { groupCount, normalizePruneSet, type PruneLayer, type PruneSet } from './prune-types.js';
 
@@ -39,6 +40,10 @@ export interface GateModel {
   logits: string;
   /** Real (data) inputs of the model, in order. */
   dataInputs: string[];
+  /** Name of the hidden-state input of a cut model. */
+  hidden?: string;
+  /** Names of the per-layer hidden-state outputs (hiddenOutputs), by layer. */
+  hiddenOutputs: string[];
 }
 
 function expandMatrix(rows: number, cols: number, span: number): Float32Array {
@@ -48,14 +53,53 @@ function expandMatrix(rows: number, cols: number, span: number): Float32Array {
   return e;
 }
 
+export interface GateModelOptions {
+  /**
+   * Cut the model at this layer's input: the hidden state `hidden_BSD` entering the layer becomes an input
+   * (`axc_hidden`), lower layers are dropped, and only layers from here on have gates.
+   */
+  cutAt?: number;
+  /** Add every layer's input hidden state as an output (`axc_hidden_L{l}`), to feed cut models. */
+  hiddenOutputs?: boolean;
+}
+
+/** The hidden state entering a layer: the residual input of its first block. */
+export function layerInput(l: PruneLayer): Value {
+  const v = l.attention?.residualInput ?? l.ffn?.residualInput;
+  if (!v) throw new Error(`layer ${l.index} has no block`);
+  return v;
+}
+
 /** Build the gate model for a model (which is not modified: the gates go into a copy). */
-export function buildGateModel(model: Model, layers: readonly PruneLayer[], groupSize: number): GateModel {
+export function buildGateModel(
+  model: Model,
+  layers: readonly PruneLayer[],
+  groupSize: number,
+  opts: GateModelOptions = {},
+): GateModel {
   const copy = decodeModel(serializeModel(model));
   const cl = recognizeLayers(copy).layers;
   if (cl.length !== layers.length) throw new Error('gate model: the copy does not have the same layers');
   const g = copy.graph;
+  g.trackNames();
   const opset = copy.opset('') ?? 17;
   const gates: GateInput[] = [];
+  const cutAt = opts.cutAt ?? 0;
+  if (opts.hiddenOutputs) {
+    for (const l of cl) {
+      const x = layerInput(l);
+      x.type ??= tensorType(DataType.FLOAT);
+      if (!g.outputs.includes(x)) g.outputs.push(x);
+    }
+  }
+  let hiddenName: string | undefined;
+  if (cutAt > 0) {
+    const x = layerInput(cl[cutAt]!);
+    const hidden = new Value('axc_hidden', tensorType(DataType.FLOAT, ['rows', 'sequence', null]));
+    g.addInput(hidden);
+    x.replaceAllUsesWith(hidden, { replaceGraphOutputs: false });
+    hiddenName = hidden.name;
+  }
   const b = new Builder(g, null, 'gates');
   const unsqueeze = (x: Value, axis: number, name: string): Value => {
     if (opset >= 13) return b.op1('Unsqueeze', [x, b.constInt64(`${name}_axes`, [axis])], { name });
@@ -69,6 +113,7 @@ export function buildGateModel(model: Model, layers: readonly PruneLayer[], grou
     return v;
   };
   for (const l of cl) {
+    if (l.index < cutAt) continue;
     const a = l.attention;
     if (a) {
       const D = a.heads * a.headSize;
@@ -102,6 +147,11 @@ export function buildGateModel(model: Model, layers: readonly PruneLayer[], grou
       f.residualAdd.replaceInput(f.residualAdd.input(0) === f.branchOutput ? 0 : 1, gated);
     }
   }
+  if (cutAt > 0) {
+    sweep(g);
+    // inputs nothing uses any more (token inputs of dropped lower layers)
+    g.inputs = g.inputs.filter((v) => v.uses().length > 0 || v.isInitializer());
+  }
   const logits = copy.graph.outputs[0];
   if (!logits) throw new Error('gate model: the model has no output');
   return {
@@ -110,7 +160,11 @@ export function buildGateModel(model: Model, layers: readonly PruneLayer[], grou
     gates,
     groupSize,
     logits: logits.name,
-    dataInputs: model.graph.inputs.filter((v) => !v.isInitializer()).map((v) => v.name),
+    dataInputs: g.inputs
+      .filter((v) => !v.isInitializer() && !gates.some((x) => x.name === v.name) && v.name !== hiddenName)
+      .map((v) => v.name),
+    hidden: hiddenName,
+    hiddenOutputs: opts.hiddenOutputs ? cl.map((l) => layerInput(l).name) : [],
   };
 }
 

@@ -153,7 +153,7 @@ function removeBlock(residualAdd: Node, residualInput: Value): void {
 }
 
 /** Remove dead nodes (last to first) and initializers nothing uses any more. */
-function sweep(g: Graph): number {
+export function sweep(g: Graph): number {
   let removed = 0;
   for (let n = g.last(); n;) {
     const prev = n.prev();

@@ -3,7 +3,9 @@ import { AxcError, diag, type Location } from '../../src/diagnostics/index.js';
 import type { Model } from '../../src/ir/index.js';
 import type { Dataset } from '../../src/verify/data.js';
 import { buildGateModel, gateFeeds, type GateModel } from './gates.js';
-import type { PruneLayer, PruneSet } from './prune-types.js';
+import { normalizePruneSet, type EvalResult, type PruneLayer, type PruneSet } from './prune-types.js';
+
+export type { EvalResult };
 
 /**
  * Evaluates prune sets (as gate values) on labelled token data in one onnxruntime session of the gate model.
@@ -17,14 +19,6 @@ export interface Sample {
   label: number;
 }
 
-export interface EvalResult {
-  /** Mean cross-entropy over the samples. */
-  loss: number;
-  /** Per-sample cross-entropy, in sample order. */
-  perSample: Float64Array;
-  accuracy: number;
-}
-
 export interface EvaluatorOptions {
   groupSize: number;
   /** onnxruntime intra-op threads (default 2). */
@@ -33,6 +27,8 @@ export interface EvaluatorOptions {
   chunk?: number;
   /** Maximum batch rows per run (chunk x settings, default 256). */
   maxRows?: number;
+  /** Reuse cached hidden states of unchanged lower layers (default true). */
+  reuseHidden?: boolean;
 }
 
 /** Labelled token samples of a dataset; AX3602 when a row has no label or is not a token row. */
@@ -72,18 +68,48 @@ interface Chunk {
   feeds: Record<string, BigInt64Array>;
 }
 
+/** A canonical key of a prune set (restricted to layers below `below` when given). */
+export function setKey(p: PruneSet, layers: readonly PruneLayer[], below = Infinity): string {
+  const n = normalizePruneSet(p, layers);
+  return JSON.stringify(
+    n.layers.filter((l) => l.layer < below && (l.attention || l.ffn || l.heads.length || l.groups.length)),
+  );
+}
+
+interface CutSession {
+  gm: GateModel;
+  session: ort.InferenceSession;
+}
+
+/**
+ * Evaluates prune sets on the samples. Fast paths:
+ * - a memo of results by canonical prune set;
+ * - hidden-state reuse: after `prepare(base)`, the hidden state entering every layer under `base` is cached, and a
+ *   setting that differs from `base` only from layer l upwards runs a model cut at layer l's input (lower layers
+ *   are not recomputed);
+ * - several gate settings per onnxruntime run (the chunk of samples replicated once per setting).
+ */
 export class GateEvaluator {
-  /** Gate settings evaluated, each over every sample (one unit = one full pass over the data). */
+  /** Gate settings evaluated over the whole data, in full-model equivalents (a run cut at layer l of L counts (L-l)/L). */
   evaluations = 0;
+  /** Gate settings evaluated (memo hits excluded), whatever the cut. */
+  settingsEvaluated = 0;
+  /** Memo hits. */
+  memoHits = 0;
   /** onnxruntime runs made. */
   runs = 0;
+  readonly memo = new Map<string, EvalResult>();
   private readonly chunks: Chunk[];
+  private readonly cuts = new Map<number, CutSession>();
+  /** Per layer: the prefix key the cached hidden states were computed under, and the cache per chunk. */
+  private readonly hidden = new Map<number, { key: string; perChunk: Float32Array[]; D: number }>();
 
   private constructor(
     readonly gm: GateModel,
     private readonly session: ort.InferenceSession,
     readonly samples: readonly Sample[],
     private readonly opts: Required<EvaluatorOptions>,
+    private readonly model: Model,
   ) {
     const order = samples.map((_, i) => i).sort((a, b) => seqLen(samples[a]!) - seqLen(samples[b]!) || a - b);
     this.chunks = [];
@@ -115,41 +141,123 @@ export class GateEvaluator {
     samples: readonly Sample[],
     opts: EvaluatorOptions,
   ): Promise<GateEvaluator> {
-    const gm = buildGateModel(model, layers, opts.groupSize);
-    const session = await ort.InferenceSession.create(gm.bytes, {
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: opts.threads ?? 2,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-    });
-    return new GateEvaluator(gm, session, samples, {
+    const full: Required<EvaluatorOptions> = {
       groupSize: opts.groupSize,
       threads: opts.threads ?? 2,
       chunk: opts.chunk ?? 32,
       maxRows: opts.maxRows ?? 256,
+      reuseHidden: opts.reuseHidden ?? true,
+    };
+    const gm = buildGateModel(model, layers, opts.groupSize, { hiddenOutputs: full.reuseHidden });
+    return new GateEvaluator(gm, await GateEvaluator.session(gm, full.threads), samples, full, model);
+  }
+
+  private static session(gm: GateModel, threads: number): Promise<ort.InferenceSession> {
+    return ort.InferenceSession.create(gm.bytes, {
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
     });
+  }
+
+  private get layers(): readonly PruneLayer[] {
+    return this.gm.layers;
+  }
+
+  private async cut(l: number): Promise<CutSession> {
+    let c = this.cuts.get(l);
+    if (!c) {
+      const gm = buildGateModel(this.model, this.layers, this.opts.groupSize, { cutAt: l });
+      c = { gm, session: await GateEvaluator.session(gm, this.opts.threads) };
+      this.cuts.set(l, c);
+    }
+    return c;
+  }
+
+  /**
+   * Evaluate `base` and cache the hidden state entering every layer under it, so that settings differing from
+   * `base` only in upper layers skip the lower ones.
+   */
+  async prepare(base: PruneSet): Promise<EvalResult> {
+    const [r] = await this.run([base], 0, true);
+    this.memo.set(setKey(base, this.layers), r!);
+    return r!;
   }
 
   /** Evaluate prune sets; results in the same order. */
   async evaluate(settings: readonly PruneSet[]): Promise<EvalResult[]> {
+    const out: (EvalResult | undefined)[] = settings.map((s) => this.memo.get(setKey(s, this.layers)));
+    this.memoHits += out.filter(Boolean).length;
+    // group the others by the highest layer whose cached input they can start from
+    const byCut = new Map<number, number[]>();
+    settings.forEach((s, i) => {
+      if (out[i]) return;
+      let cut = 0;
+      if (this.opts.reuseHidden)
+        for (let l = this.layers.length - 1; l > 0; l--) {
+          const h = this.hidden.get(l);
+          if (h && h.key === setKey(s, this.layers, l)) {
+            cut = l;
+            break;
+          }
+        }
+      byCut.set(cut, [...(byCut.get(cut) ?? []), i]);
+    });
+    for (const [cut, idxs] of [...byCut.entries()].sort((a, b) => a[0] - b[0])) {
+      const res = await this.run(
+        idxs.map((i) => settings[i]!),
+        cut,
+        false,
+      );
+      idxs.forEach((i, k) => {
+        out[i] = res[k]!;
+        this.memo.set(setKey(settings[i]!, this.layers), res[k]!);
+      });
+    }
+    return out.map((r) => r!);
+  }
+
+  private async run(settings: readonly PruneSet[], cut: number, captureHidden: boolean): Promise<EvalResult[]> {
     const n = this.samples.length;
     const per = settings.map(() => new Float64Array(n));
     const correct = settings.map(() => 0);
-    for (const ch of this.chunks) {
+    const cs = cut > 0 ? await this.cut(cut) : { gm: this.gm, session: this.session };
+    const gm = cs.gm;
+    const hiddenCache = cut > 0 ? this.hidden.get(cut)! : undefined;
+    const captured = captureHidden ? this.layers.map(() => [] as Float32Array[]) : undefined;
+    let capturedD = 0;
+    const capturedDims = new Map<number, number>();
+    for (let c = 0; c < this.chunks.length; c++) {
+      const ch = this.chunks[c]!;
       const rows = ch.idx.length;
-      const perRun = Math.max(1, Math.floor(this.opts.maxRows / rows));
+      const perRun = captureHidden ? 1 : Math.max(1, Math.floor(this.opts.maxRows / rows));
       for (let s0 = 0; s0 < settings.length; s0 += perRun) {
         const group = settings.slice(s0, s0 + perRun);
-        const feeds: Record<string, ort.Tensor> = gateFeeds(this.gm, group, rows);
-        for (const name of this.gm.dataInputs) {
+        const feeds: Record<string, ort.Tensor> = gateFeeds(gm, group, rows);
+        for (const name of gm.dataInputs) {
           const base = ch.feeds[name]!;
           const data = new BigInt64Array(base.length * group.length);
           for (let k = 0; k < group.length; k++) data.set(base, k * base.length);
           feeds[name] = new ort.Tensor('int64', data, [rows * group.length, ch.S]);
         }
-        const out = await this.session.run(feeds, [this.gm.logits]);
+        if (gm.hidden && hiddenCache) {
+          const h = hiddenCache.perChunk[c]!;
+          const data = new Float32Array(h.length * group.length);
+          for (let k = 0; k < group.length; k++) data.set(h, k * h.length);
+          feeds[gm.hidden] = new ort.Tensor('float32', data, [rows * group.length, ch.S, hiddenCache.D]);
+        }
+        const fetch = [gm.logits, ...(captured ? gm.hiddenOutputs : [])];
+        const out = await cs.session.run(feeds, fetch);
         this.runs++;
-        const t = out[this.gm.logits]!;
+        if (captured)
+          gm.hiddenOutputs.forEach((name, l) => {
+            const t = out[name]!;
+            capturedD = t.dims[2]!;
+            captured[l]!.push((t.data as Float32Array).slice());
+            if (l > 0) capturedDims.set(l, t.dims[2]!);
+          });
+        const t = out[gm.logits]!;
         const L = t.dims[1] ?? 1;
         const z = t.data as Float32Array;
         for (let k = 0; k < group.length; k++) {
@@ -159,22 +267,32 @@ export class GateEvaluator {
             const label = this.samples[j]!.label;
             let mx = -Infinity;
             let am = 0;
-            for (let c = 0; c < L; c++) {
-              const x = z[r * L + c]!;
+            for (let q = 0; q < L; q++) {
+              const x = z[r * L + q]!;
               if (x > mx) {
                 mx = x;
-                am = c;
+                am = q;
               }
             }
             let se = 0;
-            for (let c = 0; c < L; c++) se += Math.exp(z[r * L + c]! - mx);
+            for (let q = 0; q < L; q++) se += Math.exp(z[r * L + q]! - mx);
             per[s0 + k]![j] = mx + Math.log(se) - z[r * L + label]!;
             if (am === label) correct[s0 + k]!++;
           }
         }
       }
     }
-    this.evaluations += settings.length;
+    if (captured) {
+      const base = settings[0]!;
+      this.hidden.clear();
+      captured.forEach((perChunk, l) => {
+        if (l > 0)
+          this.hidden.set(l, { key: setKey(base, this.layers, l), perChunk, D: capturedDims.get(l) ?? capturedD });
+      });
+    }
+    const L = this.layers.length;
+    this.evaluations += (settings.length * (L - cut)) / L;
+    this.settingsEvaluated += settings.length;
     return settings.map((_, i) => {
       const p = per[i]!;
       let sum = 0;
@@ -185,6 +303,9 @@ export class GateEvaluator {
 
   async release(): Promise<void> {
     await this.session.release();
+    for (const c of this.cuts.values()) await c.session.release();
+    this.cuts.clear();
+    this.hidden.clear();
   }
 }
 

@@ -173,7 +173,10 @@ function dim(v: Value, i: number): number | undefined {
 }
 
 function recognizeAttention(softmax: Node, decl: (n: Node, why: string) => void): PruneAttention | undefined {
-  const probs = softmax.output(0);
+  let probs = softmax.output(0);
+  // a NaN guard (Where(IsNaN(p), 0, p)) may sit between the Softmax and the context MatMul
+  const guard = probs.uses().find((u) => u.node.opType === 'Where' && u.index === 2)?.node;
+  if (guard) probs = guard.output(0);
   const ctxMM = probs.uses().find((u) => u.node.opType === 'MatMul' && u.index === 0)?.node;
   if (!ctxMM) return void decl(softmax, 'no MatMul(probs, V) consumes the attention probabilities');
   const scores = scoresMatMul(softmax.input(0));
@@ -313,21 +316,30 @@ export function recognizeLayers(model: Model): RecognizedLayers {
     const f = recognizeFfn(lin, D);
     if (f) ffns.push(f);
   }
-  // pair blocks into layers in graph order: each attention takes the FFN that follows it
-  const layers: PruneLayer[] = [];
+  // blocks in graph order: an attention block starts a layer; an FFN joins the current layer unless that layer
+  // already has one (a layer whose attention was pruned away keeps its FFN as a layer of its own)
   const pos = (n: Node) => order.get(n) ?? -1;
-  attns.sort((a, b) => pos(a.q.matmul) - pos(b.q.matmul));
-  ffns.sort((a, b) => pos(a.up.matmul) - pos(b.up.matmul));
-  const used = new Set<PruneFfn>();
-  attns.forEach((a, li) => {
-    const nextStart = attns[li + 1] ? pos(attns[li + 1]!.q.matmul) : Infinity;
-    const f = ffns.find((x) => !used.has(x) && pos(x.up.matmul) > pos(a.residualAdd) && pos(x.up.matmul) < nextStart);
-    if (f) used.add(f);
-    const norm: 'post' | 'pre' = a.q.matmul.input(0) === a.residualInput ? 'post' : 'pre';
-    const layer: PruneLayer = { index: li, norm, attention: a };
-    if (f) layer.ffn = f;
-    layers.push(layer);
-  });
+  type Block = { at: number; attention?: PruneAttention; ffn?: PruneFfn };
+  const blocks: Block[] = [
+    ...attns.map((a) => ({ at: pos(a.q.matmul), attention: a })),
+    ...ffns.map((f) => ({ at: pos(f.up.matmul), ffn: f })),
+  ].sort((a, b) => a.at - b.at);
+  const layers: PruneLayer[] = [];
+  let cur: PruneLayer | undefined;
+  for (const b of blocks) {
+    if (b.attention) {
+      const a = b.attention;
+      cur = { index: layers.length, norm: a.q.matmul.input(0) === a.residualInput ? 'post' : 'pre', attention: a };
+      layers.push(cur);
+    } else if (b.ffn) {
+      const f = b.ffn;
+      if (!cur || cur.ffn) {
+        cur = { index: layers.length, norm: f.up.matmul.input(0) === f.residualInput ? 'post' : 'pre' };
+        layers.push(cur);
+      }
+      cur.ffn = f;
+    }
+  }
   return { layers, declines };
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Node, Value } from '../../src/ir/index.js';
 
 /**
@@ -106,8 +107,41 @@ export interface Significance {
   baseAccuracy?: number;
   groupSize: number;
   layers: LayerSignificance[];
-  /** Forward passes (gate settings x samples / batch rows) spent. */
+  /** Full passes over the data spent (a pass cut at layer l of L counts (L-l)/L). */
   evaluations: number;
+  /** Results by prune set, for a later prune step on the same data and weights (not written to reports). */
+  memo?: SignificanceMemo;
+}
+
+/** Result of evaluating one prune set on labelled data. */
+export interface EvalResult {
+  /** Mean cross-entropy over the samples. */
+  loss: number;
+  /** Per-sample cross-entropy, in sample order. */
+  perSample: Float64Array;
+  accuracy: number;
+}
+
+export interface SignificanceMemo {
+  data: string;
+  groupSize: number;
+  /** layersFingerprint of the model the results were measured on. */
+  fingerprint: string;
+  results: Map<string, EvalResult>;
+}
+
+/** A hash of every prunable weight and bias: results measured on one model apply to another only if equal. */
+export function layersFingerprint(layers: readonly PruneLayer[]): string {
+  const h = createHash('sha256');
+  for (const l of layers) {
+    const lins: Linear[] = [];
+    if (l.attention) lins.push(l.attention.q, l.attention.k, l.attention.v, l.attention.o);
+    if (l.ffn) lins.push(l.ffn.up, l.ffn.down);
+    h.update(`L${l.index}:`);
+    for (const x of lins)
+      h.update(`${x.weight.constValue?.contentHash()}/${x.bias?.constValue?.contentHash() ?? '-'};`);
+  }
+  return h.digest('hex').slice(0, 16);
 }
 
 /** What to remove, per layer. Heads and FFN groups are indices; groups have `groupSize` neurons. */
@@ -270,4 +304,41 @@ export function describePruneSet(p: PruneSet): string {
     if (bits.length) parts.push(`L${lp.layer}: ${bits.join(', ')}`);
   }
   return parts.length ? parts.join('; ') : 'nothing';
+}
+
+/** Sequence length at which MACs are counted (attention score MACs grow with it). */
+export const MACS_SEQ = 128;
+
+/** Multiply-accumulates per token a prune set removes (projections, and attention scores at MACS_SEQ tokens). */
+export function removedMacs(p: PruneSet, layers: readonly PruneLayer[]): number {
+  let n = 0;
+  const n0 = normalizePruneSet(p, layers);
+  for (const lp of n0.layers) {
+    const l = layers.find((x) => x.index === lp.layer);
+    if (!l) continue;
+    const a = l.attention;
+    if (a) {
+      const D = typeof a.q.weight.shape?.[0] === 'number' ? (a.q.weight.shape[0] as number) : 0;
+      const perHead = 4 * D * a.headSize + 2 * MACS_SEQ * a.headSize;
+      n += (lp.attention ? a.heads : lp.heads.length) * perHead;
+    }
+    const f = l.ffn;
+    if (f) {
+      const D = typeof f.up.weight.shape?.[0] === 'number' ? (f.up.weight.shape[0] as number) : 0;
+      const neurons = lp.ffn
+        ? f.size
+        : lp.groups.reduce((s, g) => s + Math.max(0, Math.min(p.groupSize, f.size - g * p.groupSize)), 0);
+      n += neurons * 2 * D;
+    }
+  }
+  return n;
+}
+
+/** Encoder MACs per token (at MACS_SEQ tokens) of the prunable blocks. */
+export function encoderMacs(layers: readonly PruneLayer[], groupSize = 64): number {
+  const all: PruneSet = {
+    groupSize,
+    layers: layers.map((l) => ({ layer: l.index, attention: true, ffn: true, heads: [], groups: [] })),
+  };
+  return removedMacs(all, layers);
 }

@@ -7,6 +7,7 @@ import { buildGateModel, gateFeeds } from '../../../passes/lib/gates.js';
 import { applyPrune } from '../../../passes/lib/prune-apply.js';
 import { recognizeLayers } from '../../../passes/lib/prune-layers.js';
 import { groupCount, normalizePruneSet, type PruneLayer, type PruneSet } from '../../../passes/lib/prune-types.js';
+import { buildBert, smallConfig, type BertConfig } from '../../gen/bert.js';
 import { DEV_JSONL, TINY_MODEL } from '../../support/paths.js';
 import { devFeeds } from '../../support/ort.js';
 
@@ -85,6 +86,59 @@ describe('pruned model equals the gate-masked model', () => {
           }
         }),
         { numRuns: 8, seed: 42 },
+      );
+    });
+  }
+});
+
+/** Token feeds for a generated model: a few rows of random ids below `vocab`, with padding in one row. */
+function genFeeds(vocab: number, B: number, S: number, seed: number): Record<string, ort.Tensor> {
+  let a = seed;
+  const rnd = () => (a = (a * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const ids = new BigInt64Array(B * S);
+  const mask = new BigInt64Array(B * S);
+  for (let b = 0; b < B; b++)
+    for (let s = 0; s < S; s++) {
+      const real = b === 0 && s >= S - 2 ? false : true;
+      ids[b * S + s] = real ? BigInt(1 + Math.floor(rnd() * (vocab - 1))) : 0n;
+      mask[b * S + s] = real ? 1n : 0n;
+    }
+  return {
+    input_ids: new ort.Tensor('int64', ids, [B, S]),
+    attention_mask: new ort.Tensor('int64', mask, [B, S]),
+    token_type_ids: new ort.Tensor('int64', new BigInt64Array(B * S), [B, S]),
+  };
+}
+
+describe('pruned model equals the gate-masked model on generated export variants', () => {
+  const variants: [string, Partial<BertConfig>][] = [
+    ['HF default ([B,S,-1,d] reshapes)', {}],
+    ['explicit head counts in reshapes', { headsInReshape: 'explicit' }],
+    ['pre-norm', { norm: 'pre' }],
+    ['sdpa-style scaling and mask', { attention: 'sdpa' }],
+    ['decomposed LayerNorm (opset 14)', { layerNorm: 'decomposed' }],
+    ['relu activation, 3 layers', { activation: 'relu', layers: 3 }],
+  ];
+  for (const [name, over] of variants) {
+    it(name, async () => {
+      const cfg = smallConfig({ ...over, seed: 7 });
+      const original = buildBert(cfg);
+      const layers = recognizeLayers(original).layers;
+      expect(layers.length).toBe(cfg.layers);
+      expect(layers.every((l) => l.attention?.heads === cfg.heads && l.ffn?.size === cfg.ffn)).toBe(true);
+      const feeds = genFeeds(cfg.vocab, 3, 7, 11);
+      const groupSize = 16;
+      const gm = buildGateModel(original, layers, groupSize);
+      await fc.assert(
+        fc.asyncProperty(pruneSetArb(layers, groupSize), async (set) => {
+          const m = clone(original);
+          applyPrune(m, recognizeLayers(m).layers, set);
+          const norm = normalizePruneSet(set, layers);
+          const pruned = await run(serializeModel(m), feeds);
+          const masked = await run(gm.bytes, { ...feeds, ...gateFeeds(gm, [norm], 3) });
+          expect(maxAbsDiff(pruned, masked)).toBeLessThan(1e-4);
+        }),
+        { numRuns: 4, seed: 5 },
       );
     });
   }
