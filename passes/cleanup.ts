@@ -4,7 +4,7 @@ import { runCse } from './cse.js';
 import { runDce } from './dce.js';
 import { runEliminateIdentity } from './eliminate-identity.js';
 import { runFoldConstants } from './fold-constants.js';
-import { addStats, countNodes } from './lib/graph-util.js';
+import { addStats, countNodes, plural } from './lib/graph-util.js';
 import { runToposort } from './toposort.js';
 
 export interface CleanupOptions {
@@ -63,7 +63,7 @@ export async function runCleanup(ctx: PassContext, options: CleanupOptions): Pro
   return {
     changed,
     stats,
-    summary: `${before} -> ${after} nodes in ${rounds} rounds${fixedPoint ? '' : ` (stopped at max-iterations ${maxIter} before a fixed point)`}`,
+    summary: `${before} -> ${after} nodes in ${plural(rounds, 'round')}${fixedPoint ? '' : ` (stopped at max-iterations ${maxIter} before a fixed point)`}`,
   };
 }
 

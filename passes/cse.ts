@@ -8,7 +8,7 @@ import {
   type Value,
 } from '../src/ir/index.js';
 import { registerPass, type PassContext, type PassDef, type PassResult } from '../src/pass/index.js';
-import { Declines, pruneValueInfo, removeNode } from './lib/graph-util.js';
+import { Declines, plural, pruneValueInfo, removeNode } from './lib/graph-util.js';
 
 export interface CseOptions {
   /** Merge identical constant initializers: integer and bool tensors and float scalars (default true). */
@@ -182,7 +182,7 @@ export function runCse(ctx: PassContext, options: CseOptions): PassResult {
     changed,
     stats: { ...stats },
     summary: changed
-      ? `merged ${stats.nodesRemoved} duplicate nodes and ${stats.initializersMerged} duplicate initializers`
+      ? `merged ${plural(stats.nodesRemoved, 'duplicate node')} and ${plural(stats.initializersMerged, 'duplicate initializer')}`
       : 'no common subexpression',
   };
 }

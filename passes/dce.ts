@@ -1,6 +1,6 @@
 import type { Graph, Node } from '../src/ir/index.js';
 import { registerPass, type PassContext, type PassDef, type PassResult } from '../src/pass/index.js';
-import { pruneValueInfo, removeNode } from './lib/graph-util.js';
+import { plural, pruneValueInfo, removeNode } from './lib/graph-util.js';
 
 export interface DceOptions {
   initializers?: boolean;
@@ -69,7 +69,7 @@ export function runDce(ctx: PassContext, options: DceOptions): PassResult {
     changed,
     stats: { ...stats },
     summary: changed
-      ? `removed ${stats.nodesRemoved} dead nodes and ${stats.initializersRemoved} unused initializers (${stats.bytesSaved} bytes)`
+      ? `removed ${plural(stats.nodesRemoved, 'dead node')} and ${plural(stats.initializersRemoved, 'unused initializer')} (${plural(stats.bytesSaved, 'byte')})`
       : 'nothing dead',
   };
 }

@@ -1,7 +1,7 @@
 import { DataType, type Graph, type Node, type Value } from '../src/ir/index.js';
 import { registerPass, type PassContext, type PassDef, type PassResult } from '../src/pass/index.js';
 import { constInts, constTensor, elemTypeOf } from './lib/consts.js';
-import { Declines, pruneValueInfo, removeNode } from './lib/graph-util.js';
+import { Declines, plural, pruneValueInfo, removeNode } from './lib/graph-util.js';
 
 export interface EliminateIdentityOptions {
   /** Also remove no-op Cast, Reshape, Dropout and Transpose (default true); false removes only Identity. */
@@ -138,7 +138,9 @@ export function runEliminateIdentity(ctx: PassContext, options: EliminateIdentit
   return {
     changed,
     stats: { ...stats },
-    summary: changed ? `removed ${stats.nodesRemoved} identity and no-op nodes` : 'no identity or no-op node',
+    summary: changed
+      ? `removed ${plural(stats.nodesRemoved, 'identity or no-op node', 'identity and no-op nodes')}`
+      : 'no identity or no-op node',
   };
 }
 

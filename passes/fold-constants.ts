@@ -2,7 +2,7 @@ import { DataType, Tensor, Value, type Graph, type Node } from '../src/ir/index.
 import { registerPass, type PassContext, type PassDef, type PassResult } from '../src/pass/index.js';
 import { constantNodeTensor, constTensor } from './lib/consts.js';
 import { EVALUATED_OPS, EvalDecline, evaluate, fromTensor, toTensor, type CTensor } from './lib/evaluator.js';
-import { Declines, pruneValueInfo, removeNode } from './lib/graph-util.js';
+import { Declines, plural, pruneValueInfo, removeNode } from './lib/graph-util.js';
 
 export interface FoldConstantsOptions {
   /** Fold only when the result has at most this many elements (weights are never duplicated). */
@@ -135,7 +135,7 @@ export function runFoldConstants(ctx: PassContext, options: FoldConstantsOptions
     changed,
     stats: { ...stats },
     summary: changed
-      ? `turned ${stats.constantsConverted} Constant nodes into initializers and folded ${stats.nodesFolded} nodes`
+      ? `turned ${plural(stats.constantsConverted, 'Constant node')} into initializers and folded ${plural(stats.nodesFolded, 'node')}`
       : 'nothing to fold',
   };
 }

@@ -1,6 +1,7 @@
 import { AxcError, diag, nodeLoc } from '../src/diagnostics/index.js';
 import type { Graph, Node, Value } from '../src/ir/index.js';
 import { registerPass, type PassContext, type PassDef, type PassResult } from '../src/pass/index.js';
+import { plural } from './lib/graph-util.js';
 
 /** Values a node reads: its inputs and, for nodes with subgraphs, the outer values those subgraphs use. */
 function readsOf(n: Node): Value[] {
@@ -117,7 +118,7 @@ export function runToposort(ctx: PassContext): PassResult {
   return {
     changed: moved > 0,
     stats: { nodesMoved: moved },
-    summary: moved > 0 ? `moved ${moved} nodes into topological order` : 'already in topological order',
+    summary: moved > 0 ? `moved ${plural(moved, 'node')} into topological order` : 'already in topological order',
   };
 }
 

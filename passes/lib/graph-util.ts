@@ -87,6 +87,11 @@ export class Declines {
   }
 }
 
+/** `1 node`, `2 nodes`: a count with its noun for summaries. */
+export function plural(n: number, noun: string, many = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : many}`;
+}
+
 /** Sum counters into `into`. */
 export function addStats(into: Record<string, number>, from: Record<string, number> | undefined): void {
   for (const [k, v] of Object.entries(from ?? {})) into[k] = (into[k] ?? 0) + v;
