@@ -221,16 +221,15 @@ const layernorm: Fusion = {
       }
     }
     const epsilon = eps[1];
+    const lastDim = x.shape?.[x.shape.length - 1];
+    const D = constTensor(gamma ?? beta)?.dims[0] ?? (typeof lastDim === 'number' ? lastDim : undefined);
+    if (!gamma && D === undefined)
+      return decline(div, `the LayerNorm at ${q(div)} has no scale and the width of '${x.name}' is unknown`);
     return {
       nodes,
       output: out,
       rewrite(b) {
-        const D = constTensor(gamma ?? beta)?.dims[0];
-        let g = gamma;
-        if (!g) {
-          if (D === undefined) throw new Error('unreachable: LayerNorm without gamma has no width');
-          g = b.constFloat(`${div.name}_gamma`, new Float32Array(D).fill(1), [D]);
-        }
+        const g = gamma ?? b.constFloat(`${div.name}_gamma`, new Float32Array(D!).fill(1), [D!]);
         const inputs: (Value | null)[] = beta ? [x, g, beta] : [x, g];
         return b.op1('LayerNormalization', inputs, {
           name: `${div.name}/LayerNormalization`,

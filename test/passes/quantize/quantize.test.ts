@@ -251,3 +251,29 @@ describe('quantize: options and determinism', () => {
     expect(before / after).toBeGreaterThan(3.5);
   });
 });
+
+describe('quantize: calibration from a plan data source (src/verify Dataset)', () => {
+  it('static int8 with entropy calibration on dev.jsonl rows 200..263', async () => {
+    const { loadDataset } = await import('../../../src/verify/data.js');
+    const ds = await loadDataset({
+      name: 'calib',
+      format: 'jsonl',
+      path: DEV_JSONL,
+      label: 'label',
+      offset: 200,
+      limit: 64,
+    });
+    const provider: DataProvider = { names: () => ['calib'], get: () => Promise.resolve(ds) };
+    const m = tiny();
+    const { result, details } = await runPass(
+      m,
+      'quantize',
+      { calibration: 'entropy', on: 'calib' },
+      { data: provider },
+    );
+    expect(result.changed).toBe(true);
+    expect((details.matrices as MatrixReport[]).every((r) => r.errorOf === 'output')).toBe(true);
+    const got = await run(m, EVAL, true);
+    expect(argmaxAgreement(await floatLogits, got, 2)).toBeGreaterThanOrEqual(0.9);
+  });
+});
