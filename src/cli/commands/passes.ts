@@ -25,6 +25,14 @@ function defaultText(v: unknown): string {
   return String(v);
 }
 
+/** How an option is written in a plan: `k 16`, `prune heads`, `where significance < 0`, `keep >= 25%`. */
+function usage(pass: string, name: string, o: OptionSpec, positional: boolean): string {
+  if (positional) return `${pass} ${example(o)}`;
+  if (o.type === 'condition') return `where ${o.values?.[0] ?? 'METRIC'} < 0`;
+  if (o.type === 'bound') return `${name} >= 25%`;
+  return `${name} ${example(o)}`;
+}
+
 /** The pass list as JSON: generated from the registry's metadata. */
 export function passesJson(reg: PassLookup = globalRegistry) {
   return reg.all().map((p) => ({
@@ -71,7 +79,7 @@ export function passesText(reg: PassLookup = globalRegistry): string {
         o.type,
         o.required ? 'required' : dflt ? `default ${dflt}` : '',
         r,
-        `${o.summary} (e.g. ${k === p.positional ? `${p.name} ${example(o)}` : `${k} ${example(o)}`})`,
+        `${o.summary} (e.g. ${usage(p.name, k, o, k === p.positional)})`,
       ];
     });
     if (rows.length) {
