@@ -171,6 +171,57 @@ function matchInitializers(before: Graph, after: Graph, vmap: Map<Value, Value>,
   }
 }
 
+/**
+ * Defaults of attributes that tools write out explicitly (onnxruntime's optimizer does): an absent attribute equals
+ * its default, so `axis: (none) → 0` on a Gather is no change. Values as attrText prints them.
+ */
+const DEFAULTS: Record<string, Record<string, string>> = {
+  Gather: { axis: '0' },
+  GatherElements: { axis: '0' },
+  Shape: { start: '0' },
+  LayerNormalization: { axis: '-1', stash_type: '1', epsilon: '0.000009999999747378752' },
+  Softmax: { axis: '-1' },
+  Reshape: { allowzero: '0' },
+  Cast: { saturate: '1' },
+  ReduceMean: { keepdims: '1', noop_with_empty_axes: '0' },
+  ReduceSum: { keepdims: '1', noop_with_empty_axes: '0' },
+  Gemm: { alpha: '1', beta: '1', transA: '0', transB: '0' },
+  Concat: {},
+  Split: { axis: '0' },
+  TopK: { axis: '-1', largest: '1', sorted: '1' },
+  Flatten: { axis: '1' },
+  Squeeze: {},
+  Gelu: { approximate: '"none"' },
+};
+
+/**
+ * A Constant node of the before model whose tensor became an initializer of the after model (constant folding,
+ * onnxruntime's optimizer): the initializer stands for the Constant's output, so its consumers are unchanged.
+ */
+function matchFoldedConstants(before: Graph, after: Graph, vmap: Map<Value, Value>): void {
+  const byHash = new Map<string, Value[]>();
+  for (const n of before) {
+    if (n.opType !== 'Constant') continue;
+    const a = n.attributes.get('value');
+    if (!a || a.data.type !== AttrType.TENSOR) continue;
+    const h = safeHash(a.data.value);
+    const l = byHash.get(h);
+    if (l) l.push(n.outputs[0]!);
+    else byHash.set(h, [n.outputs[0]!]);
+  }
+  if (!byHash.size) return;
+  const taken = new Set<Value>(vmap.values());
+  for (const v of after.initializers) {
+    if (vmap.has(v)) continue;
+    const list = byHash.get(safeHash(v.constValue!));
+    const b = list?.find((x) => x.name === v.name && !taken.has(x)) ?? list?.find((x) => !taken.has(x));
+    if (b) {
+      vmap.set(v, b);
+      taken.add(b);
+    }
+  }
+}
+
 interface Candidate {
   node: Node;
   score: number;
@@ -238,6 +289,7 @@ export function structuralDiff(before: Model, after: Model): StructuralDiff {
   if (opsets(before) !== opsets(after)) graph.push(`opsets {${opsets(before)}} → {${opsets(after)}}`);
 
   matchInitializers(bg, ag, vmap, usedBefore, inits);
+  matchFoldedConstants(bg, ag, vmap);
 
   // candidates by op, in before order
   const byOp = new Map<string, Node[]>();
@@ -307,7 +359,8 @@ export function structuralDiff(before: Model, after: Model): StructuralDiff {
       inits.changed.push({ before: tensorInfo(b), after: tensorInfo(a) });
     }
   }
-  for (const a of ag.initializers) if (!vmap.has(a)) inits.added.push(tensorInfo(a));
+  // an initializer standing for a folded Constant node is still new in the file
+  for (const a of ag.initializers) if (!vmap.get(a)?.constValue) inits.added.push(tensorInfo(a));
   for (const b of bg.initializers) if (!usedBefore.has(b)) inits.removed.push(tensorInfo(b));
 
   // graph outputs
@@ -336,8 +389,9 @@ function compareNodes(
   for (const k of names) {
     const x = b.attributes.get(k);
     const y = a.attributes.get(k);
-    const xs = x ? attrText(x) : undefined;
-    const ys = y ? attrText(y) : undefined;
+    const dflt = DEFAULTS[a.opType]?.[k];
+    const xs = x ? attrText(x) : dflt;
+    const ys = y ? attrText(y) : dflt;
     if (xs !== ys) out.push(`attribute ${k}: ${xs ?? '(none)'} → ${ys ?? '(none)'}`);
   }
   const n = Math.max(a.inputs.length, b.inputs.length);
@@ -346,6 +400,8 @@ function compareNodes(
     const y = a.inputs[i] ?? null;
     if (x === null && y === null) continue;
     if (y && x && vmap.get(y) === x) continue;
+    // the same constant content (e.g. identical constants merged by CSE, or a Constant folded to an initializer)
+    if (y && x && constHash(x) !== undefined && constHash(x) === constHash(y)) continue;
     if (y && x && y.constValue && x.constValue && !vmap.has(y) && !usedBefore.has(x)) {
       // the same slot holds a different weight: a changed initializer
       vmap.set(y, x);
@@ -368,6 +424,17 @@ function compareNodes(
       out.push(`output ${i} type: ${typeText(bo.type)} → ${typeText(o.type)}`);
   });
   return out;
+}
+
+/** Content hash of a constant value: an initializer or a Constant node's tensor. */
+function constHash(v: Value): string | undefined {
+  if (v.constValue) return safeHash(v.constValue);
+  const p = v.producer();
+  if (p && p.opType === 'Constant') {
+    const a = p.attributes.get('value');
+    if (a && a.data.type === AttrType.TENSOR) return safeHash(a.data.value);
+  }
+  return undefined;
 }
 
 function producerNote(v: Value): string {

@@ -1,0 +1,38 @@
+import * as ort from 'onnxruntime-node';
+import { expect, test } from 'vitest';
+import '../../passes/index.js';
+import { applyPrune } from '../../passes/lib/prune-apply.js';
+import { requireLayers } from '../../passes/lib/prune-layers.js';
+import { emptyPruneSet } from '../../passes/lib/prune-types.js';
+import { diffModels } from '../../src/diff/index.js';
+import { loadModel, serializeModel } from '../../src/onnx/index.js';
+import { PassManager } from '../../src/pass/index.js';
+import { devFeeds, runModel } from '../support/ort.js';
+import { DEV_JSONL, TINY_MODEL } from '../support/paths.js';
+
+test('real passes on the golden tiny model: prune API, then quantize and fuse through the pass manager', async () => {
+  const before = loadModel(TINY_MODEL);
+  const after = loadModel(TINY_MODEL);
+  const layers = requireLayers(after);
+  const set = emptyPruneSet(layers, 64);
+  set.layers[1]!.heads = [0];
+  applyPrune(after, layers, set);
+  await new PassManager().run(after, [
+    { pass: 'quantize', options: { ops: [{ name: 'matmul' }], layers: { include: [0], exclude: [] } } },
+    { pass: 'fuse', options: {} },
+  ]);
+  // the result is a working model
+  const out = await runModel(serializeModel(after), devFeeds(DEV_JSONL, 4));
+  expect((out.logits!.data as Float32Array).every(Number.isFinite)).toBe(true);
+  void ort;
+
+  const d = diffModels(before, after);
+  expect(d.layers.map((l) => l.removedHeads)).toEqual([[], [0]]);
+  expect(d.layers[0]!.after!.precision).toMatch(/^int8 per-channel$/);
+  expect(d.layers[1]!.after!.precision).toBe('float32');
+  expect(d.layers[1]!.headMatch).toBe('exact');
+  // every new node says which pass made it
+  expect(d.passes['(unstamped)']).toBeUndefined();
+  expect(Object.keys(d.passes)).toEqual(expect.arrayContaining(['quantize']));
+  for (const n of d.nodes.added) expect(['quantize', 'fuse', 'prune']).toContain(n.pass);
+});
