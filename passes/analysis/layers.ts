@@ -58,7 +58,15 @@ export interface Linear {
   outFeatures: number;
   /** fused-qkv only: the columns [start, end) of this projection in the fused weight and bias. */
   columns?: [number, number];
-  /** The projection's input, `x_BSD`-like. */
+  /**
+   * A quantized projection (after `quantize`): how, and the nodes involved besides `matmul`. `weight` is then the
+   * stored integer tensor: int8 [in, out] for the int8 forms, packed 4-bit blocks for MatMulNBits.
+   */
+  quant?: {
+    form: 'qdq' | 'dynamic-quantize-matmul' | 'matmul-integer-to-float' | 'matmul-integer' | 'matmul-nbits';
+    nodes: Node[];
+  };
+  /** The projection's input, `x_BSD`-like (before any activation quantization). */
   input: Value;
   /** The projection's output after its separately-added bias (the MatMul's output when there is none). */
   output: Value;
@@ -309,39 +317,66 @@ function reshapeTarget(v: Value | null): (number | null)[] | undefined {
 // Projections
 // ---------------------------------------------------------------------------------------------------------------
 
-/** A projection node (MatMul / Gemm with a constant weight), seen from the node. */
+/** The float activation behind run-time quantization: DynamicQuantizeLinear(x) or DequantizeLinear(QuantizeLinear(x)). */
+function unquant(v: Value): Value {
+  const p = v.producer();
+  if (is(p, 'DynamicQuantizeLinear') && v.outputIndex() === 0 && p.input(0)) return p.input(0)!;
+  if (is(p, 'DequantizeLinear')) {
+    const q = p.input(0)?.producer();
+    if (is(q, 'QuantizeLinear') && q.input(0)) return q.input(0)!;
+  }
+  return v;
+}
+
+/** The nodes quantizing a projection's activation input (DynamicQuantizeLinear, or QuantizeLinear + DequantizeLinear). */
+function inputQuantNodes(v: Value): Node[] {
+  const p = v.producer();
+  if (is(p, 'DynamicQuantizeLinear')) return [p];
+  if (is(p, 'DequantizeLinear')) {
+    const q = p.input(0)?.producer();
+    if (is(q, 'QuantizeLinear')) return [q, p];
+  }
+  return [];
+}
+
+/**
+ * A projection node, seen from the node: MatMul / Gemm with a constant weight, MatMul of a DequantizeLinear'd
+ * constant (QDQ), com.microsoft DynamicQuantizeMatMul / MatMulIntegerToFloat / MatMulNBits, or MatMulInteger
+ * followed by Cast and Mul. A separate Add of a constant bias after it is part of it.
+ */
 function projectionAt(n: Node): Linear | undefined {
+  let l: Linear | undefined;
+  const x0 = n.input(0);
+  if (!x0 || isConst(x0)) return undefined;
+  const x = unquant(x0);
+  const xq = inputQuantNodes(x0);
   if (is(n, 'MatMul')) {
-    const w = weight2d(n.input(1));
-    const x = n.input(0);
-    if (!w || !x || isConst(x)) return undefined;
-    const l: Linear = {
+    let wv = n.input(1);
+    let w = weight2d(wv);
+    let quant: Linear['quant'];
+    const dq = wv?.producer();
+    if (!w && is(dq, 'DequantizeLinear') && weight2d(dq.input(0))) {
+      wv = dq.input(0);
+      w = weight2d(wv);
+      quant = { form: 'qdq', nodes: [...xq, dq] };
+    }
+    if (!w || !wv) return undefined;
+    l = {
       form: 'matmul',
       matmul: n,
-      weight: n.input(1)!,
+      weight: wv,
       layout: 'in-out',
       inFeatures: w[0],
       outFeatures: w[1],
       input: x,
       output: n.output(0),
     };
-    const add = onlyConsumer(n.output(0));
-    if (is(add, 'Add')) {
-      const other = add.input(0) === n.output(0) ? add.input(1) : add.input(0);
-      if (const1dSize(other) === w[1]) {
-        l.biasAdd = add;
-        l.bias = other!;
-        l.output = add.output(0);
-      }
-    }
-    return l;
-  }
-  if (is(n, 'Gemm')) {
+    if (quant) l.quant = quant;
+  } else if (is(n, 'Gemm')) {
     const w = weight2d(n.input(1));
-    const x = n.input(0);
-    if (!w || !x || isConst(x) || n.getInt('transA', 0) !== 0) return undefined;
+    if (!w || n.getInt('transA', 0) !== 0) return undefined;
     const transB = n.getInt('transB', 0) === 1;
-    const l: Linear = {
+    l = {
       form: 'gemm',
       matmul: n,
       weight: n.input(1)!,
@@ -353,9 +388,105 @@ function projectionAt(n: Node): Linear | undefined {
     };
     const b = n.input(2);
     if (b && isConst(b)) l.bias = b;
-    return l;
+  } else if (isMsOp(n, 'DynamicQuantizeMatMul') || isMsOp(n, 'MatMulIntegerToFloat')) {
+    const w = weight2d(n.input(1));
+    if (!w) return undefined;
+    const dyn = n.opType === 'DynamicQuantizeMatMul';
+    l = {
+      form: 'matmul',
+      matmul: n,
+      weight: n.input(1)!,
+      layout: 'in-out',
+      inFeatures: w[0],
+      outFeatures: w[1],
+      input: x,
+      output: n.output(0),
+    };
+    l.quant = { form: dyn ? 'dynamic-quantize-matmul' : 'matmul-integer-to-float', nodes: xq };
+    const b = n.input(dyn ? 4 : 6);
+    if (b && const1dSize(b) === w[1]) l.bias = b;
+  } else if (isMsOp(n, 'MatMulNBits')) {
+    const K = n.getInt('K');
+    const N = n.getInt('N');
+    if (!K || !N || !isConst(n.input(1))) return undefined;
+    l = {
+      form: 'matmul',
+      matmul: n,
+      weight: n.input(1)!,
+      layout: 'out-in',
+      inFeatures: K,
+      outFeatures: N,
+      input: x,
+      output: n.output(0),
+    };
+    l.quant = { form: 'matmul-nbits', nodes: xq };
+    const b = n.input(5);
+    if (b && const1dSize(b) === N) l.bias = b;
+  } else if (is(n, 'MatMulInteger')) {
+    const w = weight2d(n.input(1));
+    const cast = onlyConsumer(n.output(0));
+    const mul = cast && is(cast, 'Cast') ? onlyConsumer(cast.output(0)) : undefined;
+    if (!w || !is(cast, 'Cast') || !is(mul, 'Mul')) return undefined;
+    const scale = mul.input(0) === cast.output(0) ? mul.input(1)?.producer() : mul.input(0)?.producer();
+    l = {
+      form: 'matmul',
+      matmul: n,
+      weight: n.input(1)!,
+      layout: 'in-out',
+      inFeatures: w[0],
+      outFeatures: w[1],
+      input: x,
+      output: mul.output(0),
+    };
+    l.quant = { form: 'matmul-integer', nodes: [...xq, cast, ...(is(scale, 'Mul') ? [scale] : []), mul] };
   }
-  return undefined;
+  if (!l) return undefined;
+  if (!l.bias) {
+    const add = onlyConsumer(l.output);
+    if (is(add, 'Add')) {
+      const other = add.input(0) === l.output ? add.input(1) : add.input(0);
+      if (const1dSize(other) === l.outFeatures) {
+        l.biasAdd = add;
+        l.bias = other!;
+        l.output = add.output(0);
+      }
+    }
+  }
+  return l;
+}
+
+/** Projections reading `x` (directly, or through activation quantization). */
+function projectionsReading(x: Value): Linear[] {
+  const out: Linear[] = [];
+  const cands: Node[] = [];
+  for (const c of x.consumers()) {
+    if (is(c, 'DynamicQuantizeLinear')) {
+      cands.push(...c.output(0).consumers());
+    } else if (is(c, 'QuantizeLinear')) {
+      for (const d of c.output(0).consumers()) if (is(d, 'DequantizeLinear')) cands.push(...d.output(0).consumers());
+    } else {
+      cands.push(c);
+    }
+  }
+  for (const c of cands) {
+    const l = projectionAt(c);
+    if (l && l.input === x && !out.some((o) => o.matmul === l.matmul)) out.push(l);
+  }
+  return out;
+}
+
+/** The projection whose (pre-bias) output `n` produces: the projection node itself, or the last Mul of MatMulInteger. */
+function projectionEndingAt(n: Node | null | undefined): Linear | undefined {
+  if (!n) return undefined;
+  if (is(n, 'Mul')) {
+    for (const i of n.inputs) {
+      const cast = i?.producer();
+      const mi = is(cast, 'Cast') ? cast.input(0)?.producer() : undefined;
+      if (is(mi, 'MatMulInteger')) return projectionAt(mi);
+    }
+    return undefined;
+  }
+  return projectionAt(n);
 }
 
 /** The projection producing `v` (MatMul [+ Add bias] or Gemm); fails naming the node found instead. */
@@ -367,9 +498,8 @@ function projectionProducing(v: Value, what: string, from: Node): Linear {
       [p.input(0), p.input(1)],
       [p.input(1), p.input(0)],
     ] as const) {
-      const mm = x?.producer();
-      if (mm && isConst(b)) {
-        const l = projectionAt(mm);
+      if (isConst(b)) {
+        const l = projectionEndingAt(x?.producer());
         if (l && l.biasAdd === p) return l;
       }
     }
@@ -378,8 +508,8 @@ function projectionProducing(v: Value, what: string, from: Node): Linear {
       `${what}: expected MatMul(x, W) + Add(bias) with constant W and bias; this Add does not add a constant bias to a MatMul with a constant weight`,
     );
   }
-  const l = projectionAt(p);
-  if (l) return l;
+  const l = projectionEndingAt(p);
+  if (l && l.output === v) return l;
   fail(p, `${what}: expected a projection (MatMul or Gemm with a constant weight), found ${p.qualifiedOp}`);
 }
 
@@ -891,6 +1021,7 @@ function foldSlnBias(l: Linear, sln?: LayerNormInfo): void {
 
 const ACT_OPS = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Erf', 'Tanh', 'Relu', 'Gelu', 'Sigmoid', 'Cast', 'Sqrt']);
 const MS_ACT_OPS = new Set(['Gelu', 'FastGelu', 'BiasGelu', 'QuickGelu']);
+const QUANT_OPS = new Set(['DynamicQuantizeLinear', 'QuantizeLinear', 'DequantizeLinear']);
 
 function ffnAfter(up: Linear): { acts: Node[]; down: Linear; kind: ActivationKind } {
   // BiasGelu folds the up projection's bias.
@@ -909,6 +1040,12 @@ function ffnAfter(up: Linear): { acts: Node[]; down: Linear; kind: ActivationKin
       down = l;
       continue;
     }
+    if (down?.quant?.nodes.includes(n)) continue; // e.g. MatMulInteger's scale Mul, which reads the quantized input
+    if (QUANT_OPS.has(n.opType) && isDefault(n)) {
+      // activation quantization of the down projection's input
+      for (const o of n.outputs) queue.push(...o.consumers());
+      continue;
+    }
     const ok = (isDefault(n) && ACT_OPS.has(n.opType)) || (isMs(n) && MS_ACT_OPS.has(n.opType));
     if (!ok) fail(n, `FFN: ${n.qualifiedOp} after the up projection is not an element-wise activation op`);
     acts.push(n);
@@ -922,7 +1059,12 @@ function ffnAfter(up: Linear): { acts: Node[]; down: Linear; kind: ActivationKin
   for (const a of acts)
     for (const o of a.outputs)
       for (const c of o.consumers())
-        if (c !== down.matmul && !acts.includes(c))
+        if (
+          c !== down.matmul &&
+          !acts.includes(c) &&
+          !(seen.has(c) && QUANT_OPS.has(c.opType)) &&
+          !down.quant?.nodes.includes(c)
+        )
           fail(a, `FFN activation output is also used by ${label(c)}, outside the FFN`);
   let kind: ActivationKind = 'unknown';
   const has = (op: string, ms = false) => acts.some((a) => a.opType === op && (ms ? isMs(a) : true));
@@ -949,8 +1091,9 @@ function completeLayer(core: Core): Partial_ {
   if (a.k.input !== x || a.v.input !== x)
     fail(a.q.matmul, 'Q, K and V projections read different inputs (cross-attention is not an encoder layer)');
   // Output projection: the context's only consumer.
-  const oNode = onlyConsumer(core.context_BSD);
-  const o = oNode ? projectionAt(oNode) : undefined;
+  const os = projectionsReading(core.context_BSD);
+  const oNode = os[0]?.matmul ?? core.context_BSD.consumers()[0];
+  const o = os.length === 1 && core.context_BSD.consumers().length === 1 ? os[0] : undefined;
   if (!o)
     fail(
       oNode ?? core.anchor,
@@ -994,10 +1137,7 @@ function completeLayer(core: Core): Partial_ {
       fail(r1.node, 'pre-norm: the residual stream after attention is not read by a LayerNorm before the FFN');
     ffnIn = ffnNorm.output;
   }
-  const ups = ffnIn
-    .consumers()
-    .map(projectionAt)
-    .filter((l): l is Linear => !!l);
+  const ups = projectionsReading(ffnIn);
   if (ups.length !== 1)
     fail(ffnIn.producer() ?? r1.node, `FFN: expected one up projection reading '${ffnIn.name}', found ${ups.length}`);
   const up = ups[0]!;

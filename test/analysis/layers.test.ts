@@ -332,3 +332,39 @@ describe('com.microsoft MultiHeadAttention', () => {
     ]);
   });
 });
+
+describe('quantized projections (the output of `quantize`) are still recognized', () => {
+  const forms: [string, Record<string, unknown>, string][] = [
+    ['int8 DynamicQuantizeMatMul', { form: 'dynamic-quantize-matmul' }, 'dynamic-quantize-matmul'],
+    ['int8 MatMulIntegerToFloat', { form: 'matmul-integer-to-float' }, 'matmul-integer-to-float'],
+    ['int8 MatMulInteger', { form: 'matmul-integer' }, 'matmul-integer'],
+    ['int8 QDQ', { form: 'qdq', target: 'onnx' }, 'qdq'],
+    ['int4 MatMulNBits', { mode: 'int4' }, 'matmul-nbits'],
+  ];
+  it.each(forms)('%s', async (_, opts, form) => {
+    const { getPass, withDefaults } = await import('../../src/pass/index.js');
+    await import('../../passes/index.js');
+    const q = getPass('quantize')!;
+    expect(q).toBeDefined();
+    const c = smallConfig();
+    const m = buildBert(c);
+    const ctx = {
+      model: m,
+      facts: new Map(),
+      data: { names: () => [], get: () => Promise.reject(new Error('no data')) },
+      report: () => {},
+      progress: () => {},
+      details: {},
+      threads: 1,
+    };
+    const r = await q.run(ctx, withDefaults(q, { ops: [{ name: 'matmul' }], ...opts }));
+    expect(r.changed).toBe(true);
+    const a = analyzeLayers(m);
+    expect(a.unrecognized).toEqual([]);
+    expect(a.layers.map((l) => [l.heads, l.headSize, l.ffnSize])).toEqual([
+      [4, 8, 64],
+      [4, 8, 64],
+    ]);
+    for (const l of a.layers) for (const p of Object.values(projections(l))) expect(p.quant?.form).toBe(form);
+  });
+});
