@@ -612,9 +612,11 @@ export class PlanChecker {
 
   /** A number (percent → fraction when the spec allows it), with the range check. */
   private number(n: A.NumberValue, sp: OptionSpec, name: string, kw: string): number | undefined {
-    if (n.percent && !sp.percent) {
+    // a bound (`keep >= 25%`) is a fraction by nature: percents are allowed unless the schema says percent: false
+    const percentOk = sp.type === 'bound' ? sp.percent !== false : Boolean(sp.percent);
+    if (n.percent && !percentOk) {
       this.error('AX2103', `option '${name}' of '${kw}' takes a plain number, not a percent`, n.span, [
-        `write ${n.value / 100} or drop the '%'`,
+        `if you mean the fraction, write ${n.value / 100}`,
       ]);
       return undefined;
     }
@@ -623,7 +625,7 @@ export class PlanChecker {
       this.error('AX2103', `option '${name}' of '${kw}' takes a whole number, got ${n.text}`, n.span);
       return undefined;
     }
-    const show = (x: number) => (n.percent ? `${x * 100}%` : String(x));
+    const show = (x: number) => (n.percent ? `${Math.round(x * 1e6) / 1e4}%` : String(x));
     if (sp.min !== undefined && value < sp.min) {
       this.error('AX2104', `option '${name}' of '${kw}' must be at least ${show(sp.min)}, got ${n.text}`, n.span);
       return undefined;

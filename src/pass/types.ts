@@ -10,7 +10,8 @@ import type { Model } from '../ir/index.js';
  * - `data`: the name of a data source declared in the plan.
  * - `boolean`, `string`.
  * - `condition`: written `where METRIC OP NUMBER[%]` (e.g. `where significance < 0`), stored as a Condition.
- * - `bound`: written `keep OP NUMBER[%]` (e.g. `keep >= 25%`), stored as a Bound (a percent is stored as a fraction).
+ * - `bound`: written `keep OP NUMBER[%]` (e.g. `keep >= 25%`), stored as a Bound (a percent is stored as a fraction;
+ *   bounds accept percents unless `percent: false`).
  */
 export type OptionType =
   'number' | 'integer' | 'boolean' | 'string' | 'enum' | 'layers' | 'names' | 'data' | 'condition' | 'bound';

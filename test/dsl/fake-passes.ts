@@ -39,7 +39,7 @@ export const FAKE_PASSES: AnyPass[] = [
     options: {
       elements: { type: 'names', summary: 'what to remove', values: ['heads', 'ffn-groups', 'blocks'], required: true },
       where: { type: 'condition', summary: 'which elements to remove', values: ['significance'] },
-      keep: { type: 'bound', summary: 'keep at least this fraction', percent: true, min: 0, max: 1 },
+      keep: { type: 'bound', summary: 'keep at least this fraction', min: 0, max: 1 },
       mode: { type: 'enum', summary: 'search', values: ['threshold', 'greedy'], default: 'threshold' },
       tolerance: { type: 'number', summary: 'loss factor for finer search', min: 1, default: 1.1 },
       on: { type: 'data', summary: 'data for the greedy search' },

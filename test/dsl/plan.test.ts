@@ -259,6 +259,21 @@ describe('invalid plans give stable codes', () => {
     { name: 'where on a pass without where', src: 'topk-attention k 1 where significance < 0\n', codes: ['AX2102'] },
     { name: 'percent where not allowed', src: 'topk-attention k 50%\n', codes: ['AX2103'] },
     {
+      name: 'a bound refuses a percent only with percent: false',
+      src: 'strict keep >= 25%\n',
+      codes: ['AX2103'],
+      opts: {
+        registry: localRegistry([
+          {
+            name: 'strict',
+            summary: 'test',
+            options: { keep: { type: 'bound', summary: 'count', percent: false } },
+            run: () => ({ changed: false }),
+          },
+        ]),
+      },
+    },
+    {
       name: 'boolean given a word that is not true/false',
       src: 'topk-attention k 1 renormalize yes\n',
       codes: ['AX2103'],
