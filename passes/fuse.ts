@@ -589,7 +589,10 @@ export const fusePass: PassDef<FuseOptions> = {
     patterns: {
       type: 'names',
       summary: 'fusions to apply, in table order (default: all)',
-      values: FUSIONS.map((f) => f.name),
+      // a getter, so that fusions added to the table later (attention) are valid plan values too
+      get values() {
+        return FUSIONS.map((f) => f.name);
+      },
     },
     target: {
       type: 'enum',
