@@ -16,9 +16,11 @@ import {
   layersFingerprint,
   normalizePruneSet,
   removedMacs,
+  remapSignificance,
   removedParams,
   withElement,
   type Element,
+  type ElementScore,
   type EvalResult,
   type PruneLayer,
   type PruneSet,
@@ -493,7 +495,8 @@ export async function runPrune(ctx: PassContext, options: PruneOptions): Promise
   const macsRemoved = removedMacs(set, layers);
   const stats = applyPrune(ctx.model, layers, set);
   const changed = stats.paramsRemoved > 0 || stats.nodesRemoved > 0;
-  if (changed) ctx.facts.delete('significance'); // element indices moved: scores must be measured again
+  // element indices moved: the scores follow them (as measured before pruning)
+  if (changed) ctx.facts.set('significance', remapSignificance(sig, set, layers));
   ctx.details.mode = mode;
   ctx.details.removed = describePruneSet(set);
   ctx.details.pruneSet = set;
@@ -517,7 +520,17 @@ export async function runPrune(ctx: PassContext, options: PruneOptions): Promise
     };
   if (!changed)
     ctx.report(
-      diag('AX3607', 'warning', `nothing pruned: ${explainNothing(mode, decisions, sig, options)}`, locOf(ctx.span)),
+      diag(
+        'AX3607',
+        'warning',
+        `nothing pruned: ${explainNothing(
+          mode,
+          decisions,
+          allScores(sig).filter((s) => selected.includes(s.layer) && kindAllowed(s, which)),
+          options,
+        )}`,
+        locOf(ctx.span),
+      ),
     );
   const pct = (x: number, t: number) => (t ? ((100 * x) / t).toFixed(1) : '0');
   return {
@@ -542,9 +555,8 @@ export async function runPrune(ctx: PassContext, options: PruneOptions): Promise
   };
 }
 
-function explainNothing(mode: string, decisions: Decision[], sig: Significance, options: PruneOptions): string {
+function explainNothing(mode: string, decisions: Decision[], all: ElementScore[], options: PruneOptions): string {
   if (mode === 'threshold') {
-    const all = allScores(sig);
     const lowest = [...all].sort((a, b) => a.score - b.score)[0];
     if (decisions.length) return `every matching element was kept (${decisions[0]!.reason})`;
     return `no element has significance ${options.where!.op} ${options.where!.value}${lowest ? ` (the lowest is ${elementKey(lowest)} at ${r6(lowest.score)})` : ''}`;

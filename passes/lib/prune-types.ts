@@ -342,3 +342,47 @@ export function encoderMacs(layers: readonly PruneLayer[], groupSize = 64): numb
   };
   return removedMacs(all, layers);
 }
+
+/**
+ * The significance fact after pruning `set` (normalized): removed elements dropped, the others renumbered the way
+ * the pruned model is recognized (heads and groups by rank, layers that lost both blocks gone). Scores stay as
+ * measured before pruning (an approximation once neighbours are gone); the memo is dropped.
+ */
+export function remapSignificance(sig: Significance, set: PruneSet, layers: readonly PruneLayer[]): Significance {
+  const p = normalizePruneSet(set, layers);
+  const out: LayerSignificance[] = [];
+  let next = 0;
+  for (const l of layers) {
+    const lp = p.layers.find((x) => x.layer === l.index);
+    const hasAttn = !!l.attention && !lp?.attention;
+    const hasFfn = !!l.ffn && !lp?.ffn;
+    if (!hasAttn && !hasFfn) continue;
+    const idx = next++;
+    const ls = sig.layers.find((x) => x.layer === l.index);
+    if (!ls) continue;
+    const heads = lp?.heads ?? [];
+    const groups = lp?.groups ?? [];
+    const renum = (list: ElementScore[], removed: number[]): ElementScore[] =>
+      list
+        .filter((s) => !removed.includes(s.index))
+        .map((s) => ({ ...s, layer: idx, index: s.index - removed.filter((r) => r < s.index).length }));
+    const removedNeurons = groups.reduce(
+      (n, g) => n + Math.max(0, Math.min(p.groupSize, ls.ffnSize - g * p.groupSize)),
+      0,
+    );
+    const nl: LayerSignificance = {
+      layer: idx,
+      heads: hasAttn ? ls.heads - heads.length : 0,
+      headSize: hasAttn ? ls.headSize : 0,
+      ffnSize: hasFfn ? ls.ffnSize - removedNeurons : 0,
+      headScores: hasAttn ? renum(ls.headScores, heads) : [],
+      groupScores: hasFfn ? renum(ls.groupScores, groups) : [],
+    };
+    if (hasAttn && ls.attention) nl.attention = { ...ls.attention, layer: idx };
+    if (hasFfn && ls.ffn) nl.ffn = { ...ls.ffn, layer: idx };
+    out.push(nl);
+  }
+  const { memo: _memo, ...rest } = sig;
+  void _memo;
+  return { ...rest, layers: out };
+}

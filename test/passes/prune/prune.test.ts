@@ -1,0 +1,215 @@
+import { describe, expect, it } from 'vitest';
+import { loadModel } from '../../../src/onnx/index.js';
+import { requireLayers } from '../../../passes/lib/prune-layers.js';
+import { encoderParams, type Significance } from '../../../passes/lib/prune-types.js';
+import type { Decision } from '../../../passes/prune.js';
+import { TINY_MODEL } from '../../support/paths.js';
+import { dev, errorOf, lossOf, runSteps } from './helpers.js';
+
+const tiny = () => loadModel(TINY_MODEL);
+const byNorm = { pass: 'significance', options: { by: 'weight-norm' } };
+
+/** Head scores of the tiny model by weight norm, sorted, to place thresholds between them. */
+async function headNorms(): Promise<{ key: string; score: number }[]> {
+  const { facts } = await runSteps(tiny(), [byNorm]);
+  const sig = facts.get('significance') as Significance;
+  return sig.layers
+    .flatMap((l) => l.headScores.map((s) => ({ key: `L${l.layer}.head${s.index}`, score: s.score })))
+    .sort((a, b) => a.score - b.score);
+}
+
+describe('prune: threshold form (table)', () => {
+  const cases: {
+    name: string;
+    options: (t: number[]) => Record<string, unknown>;
+    removed: (keys: string[]) => string[];
+    heads: number[];
+  }[] = [
+    {
+      name: 'heads below the 2nd lowest norm: exactly the lowest head',
+      options: (t) => ({
+        elements: [{ name: 'heads' }],
+        where: { metric: 'significance', op: '<', value: (t[0]! + t[1]!) / 2 },
+      }),
+      removed: (k) => [k[0]!],
+      heads: [1, 2],
+    },
+    {
+      name: 'keep >= 50% caps each layer at one removed head',
+      options: (t) => ({
+        elements: [{ name: 'heads' }],
+        where: { metric: 'significance', op: '<', value: t[3]! + 1 },
+        keep: { op: '>=', value: 0.5 },
+      }),
+      removed: (k) => k,
+      heads: [1, 1],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const norms = await headNorms();
+      const m = tiny();
+      const { reports } = await runSteps(m, [byNorm, { pass: 'prune', options: c.options(norms.map((n) => n.score)) }]);
+      const r = reports[1]!;
+      expect(r.changed).toBe(true);
+      const layers = requireLayers(m);
+      expect(layers.map((l) => l.attention?.heads ?? 0).sort()).toEqual(c.heads);
+      expect(layers.map((l) => l.attention!.q.weight.constValue!.dims[1])).toEqual(
+        layers.map((l) => l.attention!.heads * 64),
+      );
+      const decisions = r.details.decisions as Decision[];
+      const accepted = decisions.filter((d) => d.accepted).map((d) => d.element);
+      if (c.name.startsWith('keep')) {
+        expect(accepted.length).toBe(2);
+        expect(decisions.filter((d) => !d.accepted).every((d) => /keep >= 50%/.test(d.reason))).toBe(true);
+        // the lower-scored head of each layer goes
+        for (const l of [0, 1]) {
+          const mine = norms.filter((n) => n.key.startsWith(`L${l}.`));
+          expect(accepted).toContain(mine[0]!.key);
+        }
+      } else expect(accepted).toEqual(c.removed(norms.map((n) => n.key)));
+    });
+  }
+
+  it('nothing matches: warning AX3607 naming the lowest score, model unchanged', async () => {
+    const m = tiny();
+    const { reports } = await runSteps(m, [
+      byNorm,
+      {
+        pass: 'prune',
+        options: { elements: [{ name: 'heads' }], where: { metric: 'significance', op: '<', value: 0 } },
+      },
+    ]);
+    expect(reports[1]!.changed).toBe(false);
+    expect(reports[1]!.diagnostics[0]!.code).toBe('AX3607');
+    expect(reports[1]!.diagnostics[0]!.message).toMatch(/the lowest is L\d\.head\d/);
+  });
+
+  it('the fact follows the pruning (renumbered heads), so a second prune step still works', async () => {
+    const norms = await headNorms();
+    const m = tiny();
+    const t = (norms[0]!.score + norms[1]!.score) / 2;
+    const { facts } = await runSteps(m, [
+      byNorm,
+      {
+        pass: 'prune',
+        options: { elements: [{ name: 'heads' }], where: { metric: 'significance', op: '<', value: t } },
+      },
+      {
+        pass: 'prune',
+        options: { elements: [{ name: 'heads' }], where: { metric: 'significance', op: '<', value: t } },
+      },
+    ]);
+    const sig = facts.get('significance') as Significance;
+    expect(sig.layers.map((l) => l.heads).sort()).toEqual([1, 2]);
+    expect(sig.layers.flatMap((l) => l.headScores.map((s) => s.index))).toEqual(
+      sig.layers.flatMap((l) => [...Array(l.heads).keys()]),
+    );
+  });
+});
+
+describe('prune: errors', () => {
+  it('prune without significance: the manager names the missing fact (AX2301)', async () => {
+    const e = await errorOf(() =>
+      runSteps(tiny(), [{ pass: 'prune', options: { where: { metric: 'significance', op: '<', value: 0 } } }]),
+    );
+    expect(e?.code).toBe('AX2301');
+    expect(e!.message).toMatch(/needs significance/);
+  });
+  it('no criterion (AX3606)', async () => {
+    const e = await errorOf(() => runSteps(tiny(), [byNorm, { pass: 'prune', options: {} }]));
+    expect(e?.code).toBe('AX3606');
+  });
+  it('stale scores (AX3603)', async () => {
+    const facts = new Map<string, unknown>();
+    await runSteps(tiny(), [byNorm], undefined, facts);
+    (facts.get('significance') as Significance).layers[0]!.heads = 3;
+    const e = await errorOf(() =>
+      runSteps(
+        tiny(),
+        [{ pass: 'prune', options: { where: { metric: 'significance', op: '<', value: 0 } } }],
+        undefined,
+        facts,
+      ),
+    );
+    expect(e?.code).toBe('AX3603');
+  });
+  it('group size different from the scores (AX3604)', async () => {
+    const e = await errorOf(() =>
+      runSteps(tiny(), [
+        byNorm,
+        {
+          pass: 'prune',
+          options: {
+            elements: [{ name: 'ffn-groups', arg: 32 }],
+            where: { metric: 'significance', op: '<', value: 0 },
+          },
+        },
+      ]),
+    );
+    expect(e?.code).toBe('AX3604');
+  });
+});
+
+describe('prune: greedy (AxFormer) on the real tiny model', () => {
+  it("top layer first, FFN before attention; every decision follows the acceptance rule; reported loss is the pruned model's", async () => {
+    const m = tiny();
+    const { reports } = await runSteps(m, [
+      {
+        pass: 'significance',
+        options: { on: 'dev', elements: [{ name: 'heads' }, { name: 'ffn-groups', arg: 128 }, { name: 'blocks' }] },
+      },
+      { pass: 'prune', options: { greedy: true, tolerance: 1.5 } },
+    ]);
+    const r = reports[1]!;
+    const ds = r.details.decisions as Decision[];
+    const at = (k: string) => ds.findIndex((d) => d.element === k);
+    expect(ds[0]!.element).toBe('L1.ffn');
+    // FFN block (then its groups, if it was close), then the attention block (then its heads)
+    expect(at('L1.attention')).toBeGreaterThan(0);
+    expect(ds.slice(0, at('L1.attention')).every((d) => d.element.startsWith('L1.ffn'))).toBe(true);
+    let best = ds[0]!.lossBefore!;
+    for (const d of ds) {
+      if (d.lossAfter === undefined || d.noWorse === undefined) continue; // "not tried part by part" notes
+      expect(d.lossBefore).toBe(best);
+      expect(d.accepted).toBe(d.lossAfter < d.lossBefore! && d.noWorse > 0.5);
+      if (d.accepted) best = d.lossAfter;
+    }
+    // layer order: no layer-0 decision before the last layer-1 decision
+    const firstL0 = ds.findIndex((d) => d.element.startsWith('L0'));
+    const lastL1 = ds.map((d) => d.element.startsWith('L1')).lastIndexOf(true);
+    expect(firstL0 === -1 || firstL0 > lastL1).toBe(true);
+    const cal = r.details.calibration as { lossAfter: number; lossBefore: number };
+    expect(cal.lossAfter).toBeLessThanOrEqual(cal.lossBefore);
+    const after = await lossOf(m, await dev());
+    expect(after.loss).toBeCloseTo(cal.lossAfter, 4);
+    expect(r.stats.evaluations).toBeGreaterThan(0);
+    // the significance results were reused (memo): the first trial (L1.ffn on the unpruned model) cost nothing
+    expect(r.details.memoHits as number).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('prune: budget form', () => {
+  it('weight-norm, no data: removes at least the budget of encoder parameters', async () => {
+    const m = tiny();
+    const total = encoderParams(requireLayers(m));
+    const { reports } = await runSteps(m, [byNorm, { pass: 'prune', options: { budget: 0.3 } }]);
+    const r = reports[1]!;
+    expect(r.stats.paramsRemoved).toBeGreaterThanOrEqual(0.3 * total);
+    expect(r.stats.paramsRemoved).toBeLessThan(0.45 * total);
+    expect((r.details.decisions as Decision[])[0]!.reason).toMatch(/lowest score per parameter/);
+  });
+
+  it('by loss with max-drop 0: calibration accuracy does not drop, re-scoring counted', async () => {
+    const m = tiny();
+    const { reports } = await runSteps(m, [
+      { pass: 'significance', options: { on: 'dev', elements: [{ name: 'heads' }, { name: 'ffn-groups', arg: 128 }] } },
+      { pass: 'prune', options: { budget: 0.2, 'max-drop': 0, rescore: 4, step: 0.1 } },
+    ]);
+    const r = reports[1]!;
+    const cal = r.details.calibration as { accuracyAfter: number; accuracyBefore: number };
+    expect(cal.accuracyAfter).toBeGreaterThanOrEqual(cal.accuracyBefore);
+    const after = await lossOf(m, await dev());
+    expect(after.accuracy).toBeCloseTo(cal.accuracyAfter, 6);
+  });
+});
