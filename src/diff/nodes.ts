@@ -312,8 +312,11 @@ export function structuralDiff(before: Model, after: Model): StructuralDiff {
       const s = score(a, b, vmap, usedBefore);
       if (s === null) continue;
       const sameName = a.name !== '' && a.name === b.name;
-      // a node whose inputs tell nothing (all unknown) matches only by name, or when it has no inputs and equal attributes
-      const informative = s > 1 || sameName || (a.inputs.length === 0 && s >= 1);
+      const sameAttrs = attrsKey(a) === attrsKey(b);
+      // A match needs evidence: the same name, or equal attributes and at least one input known to correspond (or
+      // no inputs at all). A node a pass made with other attributes (Cast to int32 of the mask next to the
+      // exporter's Cast to bool) is new, not a changed version of the first node of its op.
+      const informative = sameName || (sameAttrs && (s > 1 || (a.inputs.length === 0 && s >= 1)));
       if (!informative) continue;
       const total = s + (sameName ? 0.5 : 0);
       if (!best || total > best.score) best = { node: b, score: total };
