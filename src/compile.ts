@@ -98,7 +98,13 @@ export function loadPlan(
       /* layer-dependent checks are then left to the passes */
     }
   }
-  const r = checkPlan(source, file, { model, modelInfo, baseDir: path.dirname(path.resolve(file)) });
+  const r = checkPlan(source, file, {
+    model,
+    modelInfo,
+    baseDir: path.dirname(path.resolve(file)),
+    // an overridden data path is checked when it is loaded, against the model's inputs
+    checkData: !overrides || Object.keys(overrides).length === 0,
+  });
   const errors = r.diagnostics.filter((d) => d.severity === 'error');
   if (errors.length || !r.plan) throw new PlanError(r.diagnostics, source, file);
   return { plan: r.plan, diagnostics: r.diagnostics, source, file };
@@ -127,7 +133,7 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
     parameters: beforeStats.parameters,
     nodes: beforeStats.nodes,
   };
-  const { plan, diagnostics } = loadPlan(opts.plan, model);
+  const { plan, diagnostics } = loadPlan(opts.plan, model, opts.data);
   const data = new PlanDataProvider(plan.data, {
     overrides: opts.data,
     modelInputs: modelInputNames(model),
