@@ -397,7 +397,7 @@ function sameKnownShape(a: Value, b: Value): boolean {
 /** Add(input, skip) + LayerNormalization → com.microsoft SkipLayerNormalization. onnxruntime only. */
 const skipLayerNorm: Fusion = {
   name: 'skip-layernorm',
-  summary: 'Add (residual) + LayerNormalization → com.microsoft SkipLayerNormalization',
+  summary: 'Add (residual) [+ Add (bias)] + LayerNormalization → com.microsoft SkipLayerNormalization',
   anchors: ['LayerNormalization'],
   match(ln, env) {
     if (!isDefaultDomain(ln)) return null;
@@ -422,12 +422,38 @@ const skipLayerNorm: Fusion = {
     const gamma = ln.input(1);
     const beta = ln.input(2);
     const epsilon = ln.getFloat('epsilon', 1e-5);
+    // fold a projection's bias into the op (its input 4), as onnxruntime's optimizer does:
+    // Add(Add(bias_D, MatMul(...)), residual) → SkipLayerNormalization(MatMul(...), residual, gamma, beta, bias_D)
+    const nodes = [add, ln];
+    let input = a;
+    let skip = c;
+    let bias: Value | null = null;
+    for (const [p, other] of [
+      [a, c],
+      [c, a],
+    ] as const) {
+      const ba = bias ? null : producedBy(p, 'Add');
+      if (!ba || soleConsumer(p) !== add) continue;
+      for (const i of [0, 1]) {
+        const t = constTensor(ba.input(i));
+        const mm = ba.input(1 - i);
+        if (!bias && t && t.dims.length === 1 && mm && producedBy(mm, 'MatMul')) {
+          bias = ba.input(i);
+          input = mm;
+          skip = other;
+          nodes.unshift(ba);
+        }
+      }
+    }
+    const inputs: (Value | null)[] = [input, skip, gamma, beta ?? null];
+    if (bias) inputs.push(bias);
+    while (inputs[inputs.length - 1] === null) inputs.pop();
     return {
-      nodes: [add, ln],
+      nodes,
       output: ln.output(0),
       usesMicrosoftDomain: true,
       rewrite: (b) =>
-        b.op1('SkipLayerNormalization', beta ? [a, c, gamma, beta] : [a, c, gamma], {
+        b.op1('SkipLayerNormalization', inputs, {
           domain: 'com.microsoft',
           name: `${ln.name}/SkipLayerNormalization`,
           attrs: { epsilon },
@@ -437,8 +463,8 @@ const skipLayerNorm: Fusion = {
 };
 
 /**
- * The fusion table, in the order fusions run. Add a fusion by adding an entry (attention goes before
- * skip-layernorm so that it sees the plain residual Adds).
+ * The fusion table, in the order fusions run. Add a fusion by adding an entry. Attention runs last: the layer
+ * analysis it uses recognizes residuals already fused into SkipLayerNormalization (with their folded bias).
  */
 export const FUSIONS: Fusion[] = [layernorm, gelu, fastGelu, biasGelu, skipLayerNorm, attentionFusion];
 
