@@ -432,7 +432,7 @@ const skipLayerNorm: Fusion = {
       [a, c],
       [c, a],
     ] as const) {
-      const ba = bias ? null : producedBy(p, 'Add');
+      const ba: Node | null = bias ? null : producedBy(p, 'Add');
       if (!ba || soleConsumer(p) !== add) continue;
       for (const i of [0, 1]) {
         const t = constTensor(ba.input(i));
