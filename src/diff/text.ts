@@ -57,7 +57,7 @@ export function layerRow(l: LayerDiff): Record<string, string> {
     removedHeads: l.removedHeads.length ? l.removedHeads.join(', ') : '-',
     headSize: arrow(b?.headSize || undefined, a?.headSize || undefined),
     ffn: arrow(b?.ffnSize || undefined, a?.ffnSize || undefined),
-    blocks: l.removedBlocks.length ? `removed ${l.removedBlocks.join(', ')}` : l.after ? '-' : 'layer removed',
+    blocks: !l.after ? 'layer removed' : l.removedBlocks.length ? `removed ${l.removedBlocks.join(', ')}` : '-',
     attention: arrow(b?.attention, a?.attention),
     precision: arrow(b?.precision, a?.precision),
   };

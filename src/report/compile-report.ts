@@ -215,6 +215,7 @@ interface SigElement {
 interface SigLayer {
   layer: number;
   heads: number;
+  groupScores?: SigElement[];
   attention?: SigElement;
   ffn?: SigElement;
   headScores: SigElement[];
@@ -316,6 +317,29 @@ export function significanceSvg(sig: Sig, diff?: ModelDiff): string {
   return `<svg id="significance" xmlns="http://www.w3.org/2000/svg" width="${width + 160}" height="${height}" viewBox="0 0 ${width + 160} ${height}">${parts.join('')}</svg>`;
 }
 
+/** Heat map of FFN neuron-group significance by layer (when the significance step scored groups). */
+export function groupsSvg(sig: Sig): string {
+  const layers = sig.layers.filter((l) => l.groupScores?.length);
+  if (!layers.length) return '';
+  const maxGroups = Math.max(...layers.map((l) => l.groupScores!.length));
+  const all = layers.flatMap((l) => l.groupScores!.map((g) => g.score));
+  const max = Math.max(1e-12, ...all.map(Math.abs));
+  const C = Math.max(6, Math.min(24, Math.floor(900 / maxGroups)));
+  const LW = 64;
+  const top = 8;
+  const width = LW + maxGroups * C + 10;
+  const height = top + layers.length * 24 + 10;
+  const cells = layers.flatMap((l, i) =>
+    [`<text x="${LW - 8}" y="${top + i * 24 + 15}" text-anchor="end">layer ${l.layer}</text>`].concat(
+      l.groupScores!.map(
+        (g) =>
+          `<rect class="group" x="${LW + g.index * C}" y="${top + i * 24}" width="${C - 1}" height="22" fill="${heat(g.score, max)}"><title>${esc(`layer ${l.layer} FFN group ${g.index}: score ${fmt(g.score)}`)}</title></rect>`,
+      ),
+    ),
+  );
+  return `<svg id="ffn-groups" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${cells.join('')}</svg>`;
+}
+
 /** A histogram of output errors as bars (log-decade bins). */
 export function histogramSvg(h: ErrorHistogram, label: string): string {
   const W = 36;
@@ -346,10 +370,19 @@ function effectOf(s: StepReport): string {
   return st.length ? st.join(', ') : s.changed ? 'changed' : 'no change';
 }
 
+/** Step details shown as tables: key → heading. */
+const DECISION_KEYS: Record<string, string> = {
+  decisions: 'decisions',
+  search: 'search decisions',
+  matrices: 'error of each quantized matrix',
+  fusions: 'fusions',
+  declined: 'declined rewrites',
+};
+
 function decisionsHtml(r: CompileReportInput): string {
   const out: string[] = [];
   r.steps.forEach((s, i) => {
-    for (const key of ['decisions', 'search']) {
+    for (const key of Object.keys(DECISION_KEYS)) {
       const list = s.details[key];
       if (!Array.isArray(list) || !list.length || typeof list[0] !== 'object') continue;
       const rows = (jsonSafe(list) as Record<string, unknown>[]).slice(0, 300);
@@ -357,7 +390,7 @@ function decisionsHtml(r: CompileReportInput): string {
       const cellText = (v: unknown) =>
         typeof v === 'number' ? fmt(v) : typeof v === 'object' ? JSON.stringify(v) : String(v ?? '');
       out.push(
-        `<h3>Step ${i + 1}: ${esc(s.pass)} — ${esc(key)} (${list.length})</h3><table class="decisions"><thead><tr>${cols.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>${rows
+        `<h3>Step ${i + 1}: ${esc(s.pass)} — ${esc(DECISION_KEYS[key]!)} (${list.length})</h3><table class="decisions"><thead><tr>${cols.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>${rows
           .map((x) => {
             const acc = x.accepted ?? x.accept ?? x.kept;
             const cls = acc === true ? ' class="added"' : acc === false ? ' class="removed-t"' : '';
@@ -436,7 +469,7 @@ export function renderCompileHtml(r: CompileReportInput): string {
 <table id="steps"><thead><tr><th class="num">#</th><th>pass</th><th>plan</th><th>effect</th><th>changed</th><th class="num">time</th></tr></thead><tbody>
 ${steps}
 </tbody></table>
-${sig ? `<h2>Significance (step ${sig.step}, by ${esc(sig.sig.by)}${sig.sig.data ? ` on ${esc(sig.sig.data)}` : ''}${sig.sig.samples ? `, ${sig.sig.samples} samples` : ''})</h2><p>How much the loss rises when a head or block is removed: red hurts, blue helps; crossed cells were removed.</p>${significanceSvg(sig.sig, diff)}` : ''}
+${sig ? `<h2>Significance (step ${sig.step}, by ${esc(sig.sig.by)}${sig.sig.data ? ` on ${esc(sig.sig.data)}` : ''}${sig.sig.samples ? `, ${sig.sig.samples} samples` : ''})</h2><p>How much the loss rises when a head or block is removed: red hurts, blue helps; crossed cells were removed.</p>${significanceSvg(sig.sig, diff)}${groupsSvg(sig.sig) ? `<h3>FFN neuron groups</h3>${groupsSvg(sig.sig)}` : ''}` : ''}
 ${decisionsHtml(r) ? `<h2>Decisions</h2>${decisionsHtml(r)}` : ''}
 <h2>Verification</h2>
 ${verificationHtml(r)}

@@ -286,3 +286,25 @@ describe('axc diff command', () => {
     expect(page).toContain('<span class="head removed" data-head="0"');
   });
 });
+
+describe('whole blocks and layers', () => {
+  test('a removed attention block leaves an FFN-only layer; a layer without both blocks is gone', () => {
+    const before = buildBert(smallConfig({ layers: 3, heads: 4 }));
+    const after = buildBert(smallConfig({ layers: 3, heads: 4 }));
+    const layers = requireLayers(after);
+    const set = emptyPruneSet(layers, 16);
+    set.layers[0]!.attention = true;
+    set.layers[0]!.ffn = true;
+    set.layers[2]!.attention = true;
+    applyPrune(after, layers, set);
+    const d = diffModels(before, after);
+    expect(d.layers.map((l) => [l.index, l.afterIndex, l.removedBlocks, l.removedHeads])).toEqual([
+      [0, null, ['attention', 'ffn'], [0, 1, 2, 3]],
+      [1, 0, [], []],
+      [2, 1, ['attention'], [0, 1, 2, 3]],
+    ]);
+    expect(d.layers[2]!.after).toMatchObject({ heads: 0, attention: 'none', ffnSize: 64 });
+    expect(d.layers[0]!.after).toBeNull();
+    expect(diffText(d)).toMatch(/\n {2}0 +4 → - +0, 1, 2, 3 .*layer removed/);
+  });
+});
