@@ -312,7 +312,7 @@ export function recognizeLayers(model: Model): RecognizedLayers {
     if (!lin) continue;
     const D = dim(lin.weight, 0);
     const F = dim(lin.weight, 1);
-    if (D === undefined || F === undefined || F === D) continue;
+    if (D === undefined || F === undefined) continue;
     const f = recognizeFfn(lin, D);
     if (f) ffns.push(f);
   }

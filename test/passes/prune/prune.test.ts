@@ -213,3 +213,28 @@ describe('prune: budget form', () => {
     expect(after.accuracy).toBeCloseTo(cal.accuracyAfter, 6);
   });
 });
+
+describe('pruned models are recognized again', () => {
+  it('an FFN pruned down to the hidden size (F = D) is still an FFN; parameter counts agree', async () => {
+    const { applyPrune } = await import('../../../passes/lib/prune-apply.js');
+    const { removedParams } = await import('../../../passes/lib/prune-types.js');
+    const m = tiny();
+    const layers = requireLayers(m);
+    const total = encoderParams(layers);
+    const set = {
+      groupSize: 64,
+      layers: [
+        { layer: 0, attention: false, ffn: false, heads: [1], groups: [0, 2, 3, 5, 6, 7] },
+        { layer: 1, attention: true, ffn: false, heads: [], groups: [] },
+      ],
+    };
+    const removed = removedParams(set, layers);
+    applyPrune(m, layers, set);
+    const after = requireLayers(m);
+    expect(after.map((l) => [l.attention?.heads, l.ffn?.size])).toEqual([
+      [1, 128],
+      [undefined, 512],
+    ]);
+    expect(encoderParams(after)).toBe(total - removed);
+  });
+});

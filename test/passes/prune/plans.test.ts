@@ -1,0 +1,51 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkPlan } from '../../../dsl/index.js';
+import '../../../passes/prune.js';
+import '../../../passes/significance.js';
+import { GOLDEN } from '../../support/paths.js';
+
+const plan = (name: string) => {
+  const file = path.join(GOLDEN, 'plans', name);
+  const r = checkPlan(fs.readFileSync(file, 'utf8'), file);
+  expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+  return r.plan!.steps.map((s) => ({ pass: s.pass, options: s.options }));
+};
+
+describe('golden pruning plans lower to the pass options', () => {
+  it('prune-greedy.ax', () => {
+    const steps = plan('prune-greedy.ax');
+    expect(steps[0]).toMatchObject({
+      pass: 'significance',
+      options: {
+        on: 'sig',
+        by: 'loss',
+        elements: [{ name: 'heads' }, { name: 'ffn-groups', arg: 128 }, { name: 'blocks' }],
+      },
+    });
+    expect(steps[1]).toMatchObject({ pass: 'prune', options: { greedy: true, tolerance: 1.1 } });
+  });
+  it('prune-budget.ax', () => {
+    expect(plan('prune-budget.ax')[1]).toMatchObject({
+      pass: 'prune',
+      options: { budget: 0.4, target: 'params', 'max-drop': 0.5 },
+    });
+  });
+  it('prune-threshold.ax', () => {
+    const steps = plan('prune-threshold.ax');
+    expect(steps[1]).toMatchObject({
+      pass: 'prune',
+      options: { elements: [{ name: 'heads' }], where: { metric: 'significance', op: '<', value: 0 } },
+    });
+    expect(steps[2]).toMatchObject({
+      pass: 'prune',
+      options: { where: { metric: 'significance', op: '<', value: 0.001 }, keep: { op: '>=', value: 0.25 } },
+    });
+  });
+  it('significance-weight-norm.ax', () => {
+    const steps = plan('significance-weight-norm.ax');
+    expect(steps[0]).toMatchObject({ pass: 'significance', options: { by: 'weight-norm', metadata: true } });
+    expect(steps[1]).toMatchObject({ pass: 'prune', options: { budget: 0.4 } });
+  });
+});
