@@ -173,8 +173,10 @@ export interface FfnInfo {
 }
 
 export interface LayerInfo {
-  /** Position along the residual stream, from 0. */
+  /** Index among the complete layers, in residual-stream order, from 0. */
   index: number;
+  /** Position along the residual stream counting partial layers too (equals `index` when there are none). */
+  position: number;
   /** Residual stream into the layer (hidden_BSD) and out of it. */
   input: Value;
   output: Value;
@@ -193,6 +195,27 @@ export interface LayerInfo {
   residuals: { attention: Node; ffn: Node };
   /** Every node of the layer, in graph order (excluding what it shares with other layers, such as the mask). */
   nodes: Node[];
+}
+
+/**
+ * A layer of which one sub-block is left: the other was removed (typically by `prune`, which bypasses a block's
+ * residual and keeps the post-norm LayerNorm). Listed apart so that `layers` keeps only complete layers.
+ */
+export interface PartialLayer {
+  /** Position along the residual stream, counting complete and partial layers. */
+  position: number;
+  kind: 'attention-only' | 'ffn-only';
+  norm: 'post' | 'pre';
+  input: Value;
+  output: Value;
+  hidden: number;
+  attention?: AttentionInfo;
+  ffn?: FfnInfo;
+  /** The norm of the sub-block that is left (post-norm: after its residual; pre-norm: before the sub-block). */
+  normInfo: LayerNormInfo;
+  /** Post-norm: the LayerNorm of the removed sub-block, which stays on the stream. */
+  leftoverNorm?: LayerNormInfo;
+  residual: Node;
 }
 
 export interface EmbeddingsInfo {
@@ -222,7 +245,10 @@ export interface Unrecognized {
 }
 
 export interface LayerAnalysis {
+  /** Complete layers, in residual-stream order; `layers[i].index === i`. */
   layers: LayerInfo[];
+  /** Layers with one sub-block removed, in residual-stream order (see `position`). */
+  partialLayers: PartialLayer[];
   embeddings?: EmbeddingsInfo;
   /** Pre-norm encoders: the norm after the last layer. */
   finalNorm?: LayerNormInfo;
@@ -1083,9 +1109,51 @@ function ffnAfter(up: Linear): { acts: Node[]; down: Linear; kind: ActivationKin
   return { acts, down, kind };
 }
 
-type Partial_ = Omit<LayerInfo, 'index' | 'nodes'>;
+type Partial_ = Omit<LayerInfo, 'index' | 'position' | 'nodes'>;
 
-function completeLayer(core: Core): Partial_ {
+interface FfnBlock {
+  up: Linear;
+  down: Linear;
+  f: { acts: Node[]; down: Linear; kind: ActivationKind };
+  r2: { node: Node; residual: Value; sln?: LayerNormInfo };
+  preNorm?: LayerNormInfo;
+  postNorm?: LayerNormInfo;
+  output: Value;
+}
+
+/** The FFN sub-block on the stream `h`: [pre-norm LN] -> up -> activation -> down -> residual Add [-> post-norm LN]. */
+function ffnBlock(h: Value, norm: 'post' | 'pre', from: Node): FfnBlock {
+  let ffnIn = h;
+  let preNorm: LayerNormInfo | undefined;
+  if (norm === 'pre') {
+    preNorm = normReading(h, undefined);
+    if (!preNorm) fail(from, 'pre-norm: the residual stream after attention is not read by a LayerNorm before the FFN');
+    ffnIn = preNorm.output;
+  }
+  const ups = projectionsReading(ffnIn);
+  if (ups.length !== 1)
+    fail(ffnIn.producer() ?? from, `FFN: expected one up projection reading '${ffnIn.name}', found ${ups.length}`);
+  const up = ups[0]!;
+  const f = ffnAfter(up);
+  const down = f.down;
+  const r2 = residualAfter(down.output, down.biasAdd ?? down.matmul, 'FFN down projection');
+  foldSlnBias(down, r2.sln);
+  if (r2.residual !== h)
+    fail(r2.node, `FFN residual adds '${r2.residual.name}', not the stream after attention '${h.name}'`);
+  const out: FfnBlock = { up, down, f, r2, output: r2.node.output(0) };
+  if (preNorm) out.preNorm = preNorm;
+  if (norm === 'post') {
+    const ln = r2.sln ?? normReading(r2.node.output(0));
+    if (!ln) fail(r2.node, 'residual Add after the FFN is not followed by a LayerNorm (post-norm)');
+    out.postNorm = ln;
+    out.output = ln.output;
+  }
+  return out;
+}
+
+type PartialOut = Omit<PartialLayer, 'position'>;
+
+function completeLayer(core: Core, qkv: Set<Node>): Partial_ | PartialOut {
   const a = core.attention;
   const x = a.q.input;
   if (a.k.input !== x || a.v.input !== x)
@@ -1129,32 +1197,34 @@ function completeLayer(core: Core): Partial_ {
     h = r1.node.output(0);
   }
   // FFN.
-  let ffnIn = h;
-  let ffnNorm: LayerNormInfo | undefined;
-  if (norm === 'pre') {
-    ffnNorm = normReading(h, undefined);
-    if (!ffnNorm)
-      fail(r1.node, 'pre-norm: the residual stream after attention is not read by a LayerNorm before the FFN');
-    ffnIn = ffnNorm.output;
-  }
-  const ups = projectionsReading(ffnIn);
-  if (ups.length !== 1)
-    fail(ffnIn.producer() ?? r1.node, `FFN: expected one up projection reading '${ffnIn.name}', found ${ups.length}`);
-  const up = ups[0]!;
-  const f = ffnAfter(up);
-  const down = f.down;
-  const r2 = residualAfter(down.output, down.biasAdd ?? down.matmul, 'FFN down projection');
-  foldSlnBias(down, r2.sln);
-  if (r2.residual !== h)
-    fail(r2.node, `FFN residual adds '${r2.residual.name}', not the stream after attention '${h.name}'`);
-  let output: Value;
-  if (norm === 'post') {
-    const ln = r2.sln ?? normReading(r2.node.output(0));
-    if (!ln) fail(r2.node, 'residual Add after the FFN is not followed by a LayerNorm (post-norm)');
-    ffnNorm = ln;
-    output = ln.output;
-  } else output = r2.node.output(0);
   const attention: AttentionInfo = { ...a, o, heads: a.heads!, headSize: a.headSize! };
+  let fb: FfnBlock;
+  try {
+    fb = ffnBlock(h, norm, r1.node);
+  } catch (e) {
+    // The FFN sub-block was removed when the stream after attention goes straight to the next layer's Q/K/V (or to
+    // nothing but the head): an attention-only layer.
+    const after = normReading(h);
+    const next = after ? after.output : h;
+    const readers = projectionsReading(next);
+    if (e instanceof NoMatch && readers.every((l) => qkv.has(l.matmul)) && projectionsReading(h).length === 0) {
+      const p: PartialOut = {
+        kind: 'attention-only',
+        norm,
+        input,
+        output: norm === 'post' && after ? after.output : h,
+        hidden: o.outFeatures,
+        attention,
+        normInfo: attnNorm,
+        residual: r1.node,
+      };
+      if (norm === 'post' && after) p.leftoverNorm = after;
+      return p;
+    }
+    throw e;
+  }
+  const { up, down, f, r2, output } = fb;
+  const ffnNorm = norm === 'post' ? fb.postNorm! : fb.preNorm!;
   return {
     input,
     output,
@@ -1167,7 +1237,7 @@ function completeLayer(core: Core): Partial_ {
     activation: f.kind,
     attention,
     ffn: { up, down, activation: f.kind, activationNodes: f.acts, size: up.outFeatures },
-    norms: { attention: attnNorm, ffn: ffnNorm! },
+    norms: { attention: attnNorm, ffn: ffnNorm },
     residuals: { attention: r1.node, ffn: r2.node },
   };
 }
@@ -1297,47 +1367,116 @@ export function analyzeLayers(model: Model): LayerAnalysis {
   let i = 0;
   for (const n of g) order.set(n, i++);
   const unrecognized: Unrecognized[] = [];
-  const found: Partial_[] = [];
   const note = (e: unknown) => {
     if (!(e instanceof NoMatch)) throw e;
     unrecognized.push({ node: e.node.name, op: e.node.qualifiedOp, reason: e.reason });
   };
+  // 1. Attention cores.
+  const cores: Core[] = [];
   for (const n of g) {
-    let core: Core | undefined;
     try {
       if (is(n, 'Softmax')) {
         // a Softmax over a projection's output (class probabilities) is not attention
         if (!leadsToScores(n.input(0), 8) && dependsOn(n.input(0), (p) => projectionAt(p) !== undefined, 4)) continue;
-        core = softmaxCore(n);
-      } else if (isMsOp(n, 'Attention') || isMsOp(n, 'MultiHeadAttention')) core = msAttentionCore(n);
-      else continue;
-    } catch (e) {
-      note(e);
-      continue;
-    }
-    try {
-      found.push(completeLayer(core));
+        cores.push(softmaxCore(n));
+      } else if (isMsOp(n, 'Attention') || isMsOp(n, 'MultiHeadAttention')) cores.push(msAttentionCore(n));
     } catch (e) {
       note(e);
     }
   }
-  // Order along the residual stream: each layer's input is the previous one's output.
-  const byInput = new Map<Value, Partial_>();
-  for (const l of found) byInput.set(l.input, l);
-  const outputs = new Set(found.map((l) => l.output));
-  const ordered: Partial_[] = [];
-  const firsts = found.filter((l) => !outputs.has(l.input));
+  const qkv = new Set<Node>();
+  for (const c of cores) for (const l of [c.attention.q, c.attention.k, c.attention.v]) qkv.add(l.matmul);
+  // 2. Complete layers around each core (or attention-only layers whose FFN was removed).
+  const found: Partial_[] = [];
+  const partials: PartialOut[] = [];
+  for (const core of cores) {
+    try {
+      const r = completeLayer(core, qkv);
+      if ('kind' in r) partials.push(r);
+      else found.push(r);
+    } catch (e) {
+      note(e);
+    }
+  }
+  // 3. FFN-only layers (attention removed): an unclaimed up projection closing a residual on its own stream.
+  const claimed = new Set<Node>();
+  const claim = (ls: Linear[]) => ls.forEach((l) => claimed.add(l.matmul));
+  for (const l of found) claim([l.attention.q, l.attention.k, l.attention.v, l.attention.o, l.ffn.up, l.ffn.down]);
+  for (const p of partials) if (p.attention) claim([p.attention.q, p.attention.k, p.attention.v, p.attention.o]);
+  // Only on a stream that comes from a recognized block or the embeddings: an FFN after an attention block that
+  // was not recognized is not an FFN-only layer.
+  const blockOutputs = new Set<Value>([...found.map((l) => l.output), ...partials.map((p) => p.output)]);
+  const streamOk = (v: Value) => blockOutputs.has(v) || embeddingsInfo(v)?.word !== undefined;
+  if (found.length + partials.length > 0)
+    for (const n of g) {
+      if (claimed.has(n) || qkv.has(n)) continue;
+      const up = projectionAt(n);
+      if (!up) continue;
+      for (const norm of ['post', 'pre'] as const) {
+        let h = up.input;
+        let leftover: LayerNormInfo | undefined;
+        if (norm === 'pre') {
+          const ln = normProducing(up.input);
+          if (!ln) continue;
+          h = ln.input;
+          if (!streamOk(h)) continue;
+        } else {
+          const ln = normProducing(h);
+          if (!streamOk(h) && !(ln && streamOk(ln.input))) continue;
+          if (!streamOk(h)) leftover = ln;
+        }
+        let fb: FfnBlock;
+        try {
+          fb = ffnBlock(h, norm, n);
+        } catch {
+          continue;
+        }
+        if (fb.up.matmul !== n) continue;
+        claim([fb.up, fb.down]);
+        blockOutputs.add(fb.output);
+        partials.push({
+          ...(leftover ? { leftoverNorm: leftover } : {}),
+          kind: 'ffn-only',
+          norm,
+          input: leftover ? leftover.input : h,
+          output: fb.output,
+          hidden: fb.down.outFeatures,
+          ffn: { up: fb.up, down: fb.down, activation: fb.f.kind, activationNodes: fb.f.acts, size: fb.up.outFeatures },
+          normInfo: (norm === 'post' ? fb.postNorm : fb.preNorm)!,
+          residual: fb.r2.node,
+        });
+        break;
+      }
+    }
+  // 4. Order along the residual stream: each layer's input is the previous one's output.
+  type Block = { full?: Partial_; part?: PartialOut; input: Value; output: Value };
+  const blocks: Block[] = [
+    ...found.map((l) => ({ full: l, input: l.input, output: l.output })),
+    ...partials.map((p) => ({ part: p, input: p.input, output: p.output })),
+  ];
+  const firstNode = (b: Block) =>
+    Math.min(
+      ...[b.full?.attention.q.matmul, b.part?.attention?.q.matmul, b.part?.ffn?.up.matmul].map((n) =>
+        n ? (order.get(n) ?? Infinity) : Infinity,
+      ),
+    );
+  blocks.sort((a, b) => firstNode(a) - firstNode(b));
+  const byInput = new Map<Value, Block>();
+  for (const b of blocks) if (!byInput.has(b.input)) byInput.set(b.input, b);
+  const outputs = new Set(blocks.map((b) => b.output));
+  const ordered: Block[] = [];
+  const firsts = blocks.filter((b) => !outputs.has(b.input));
   for (const f of firsts) {
-    let cur: Partial_ | undefined = f;
+    let cur: Block | undefined = f;
     while (cur && !ordered.includes(cur)) {
       ordered.push(cur);
       cur = byInput.get(cur.output);
     }
   }
-  for (const l of found) if (!ordered.includes(l)) ordered.push(l);
+  for (const b of blocks) if (!ordered.includes(b)) ordered.push(b);
   if (firsts.length > 1)
     for (const f of firsts.slice(1)) {
-      const n = f.attention.q.matmul;
+      const n = f.full?.attention.q.matmul ?? f.part?.attention?.q.matmul ?? f.part!.ffn!.up.matmul;
       unrecognized.push({
         node: n.name,
         op: n.qualifiedOp,
@@ -1345,20 +1484,37 @@ export function analyzeLayers(model: Model): LayerAnalysis {
       });
     }
   const byOrder = (a: Node, b: Node) => (order.get(a) ?? 0) - (order.get(b) ?? 0);
-  for (const l of ordered) {
-    l.ffn.activationNodes.sort(byOrder);
-    l.norms.attention.nodes.sort(byOrder);
-    l.norms.ffn.nodes.sort(byOrder);
-    l.attention.mask.nodes.sort(byOrder);
-    l.attention.scaling.nodes.sort(byOrder);
+  const sortAttention = (a: AttentionInfo) => {
+    a.mask.nodes.sort(byOrder);
+    a.scaling.nodes.sort(byOrder);
+  };
+  for (const b of ordered) {
+    const l = b.full;
+    if (l) {
+      l.ffn.activationNodes.sort(byOrder);
+      l.norms.attention.nodes.sort(byOrder);
+      l.norms.ffn.nodes.sort(byOrder);
+      sortAttention(l.attention);
+    }
+    if (b.part) {
+      b.part.normInfo.nodes.sort(byOrder);
+      b.part.ffn?.activationNodes.sort(byOrder);
+      if (b.part.attention) sortAttention(b.part.attention);
+    }
   }
-  const layers: LayerInfo[] = ordered.map((l, index) => ({ index, ...l, nodes: layerNodes(l, order) }));
-  const result: LayerAnalysis = { layers, unrecognized };
-  if (layers.length) {
-    const emb = embeddingsInfo(layers[0]!.input);
+  const layers: LayerInfo[] = [];
+  const partialLayers: PartialLayer[] = [];
+  ordered.forEach((b, position) => {
+    if (b.full) layers.push({ index: layers.length, position, ...b.full, nodes: layerNodes(b.full, order) });
+    else partialLayers.push({ position, ...b.part! });
+  });
+  const result: LayerAnalysis = { layers, partialLayers, unrecognized };
+  if (ordered.length) {
+    const emb = embeddingsInfo(ordered[0]!.input);
     if (emb) result.embeddings = emb;
-    let last = layers[layers.length - 1]!.output;
-    if (layers[0]!.norm === 'pre') {
+    let last = ordered[ordered.length - 1]!.output;
+    const pre = (ordered[0]!.full ?? ordered[0]!.part)!.norm === 'pre';
+    if (pre) {
       const fn = normReading(last);
       if (fn) {
         result.finalNorm = fn;
@@ -1368,12 +1524,7 @@ export function analyzeLayers(model: Model): LayerAnalysis {
     const head = headInfo(last);
     if (head) result.head = head;
   }
-  // Projections nobody claimed.
-  const claimed = new Set<Node>();
-  for (const l of layers) {
-    for (const p of [l.attention.q, l.attention.k, l.attention.v, l.attention.o, l.ffn.up, l.ffn.down])
-      claimed.add(p.matmul);
-  }
+  // 5. Projections nobody claimed.
   for (const n of result.head?.nodes ?? []) claimed.add(n);
   const reported = new Set(unrecognized.map((u) => u.node));
   for (const n of g) {
@@ -1398,7 +1549,10 @@ export function projections(l: LayerInfo): Record<'q' | 'k' | 'v' | 'o' | 'up' |
   return { q: l.attention.q, k: l.attention.k, v: l.attention.v, o: l.attention.o, up: l.ffn.up, down: l.ffn.down };
 }
 
-/** A JSON-friendly summary of one layer (names of nodes and values, no object references). */
+/**
+ * A JSON-friendly summary of one layer (names of nodes and values, no object references). `index` is the position
+ * along the residual stream (counting partial layers), as `axc inspect --layers` prints it.
+ */
 export function layerSummary(l: LayerInfo): Record<string, unknown> {
   const a = l.attention;
   const lin = (x: Linear) => ({
@@ -1412,7 +1566,7 @@ export function layerSummary(l: LayerInfo): Record<string, unknown> {
   });
   const ln = (n: LayerNormInfo) => ({ form: n.form, node: n.nodes[n.nodes.length - 1]!.name, gamma: n.gamma.name });
   return {
-    index: l.index,
+    index: l.position,
     heads: l.heads,
     headSize: l.headSize,
     ffnSize: l.ffnSize,
@@ -1434,3 +1588,32 @@ export function layerSummary(l: LayerInfo): Record<string, unknown> {
 }
 
 void AttrType;
+
+/** A JSON-friendly summary of a partial layer: the removed sub-block shows as 0 heads or FFN size 0. */
+export function partialSummary(p: PartialLayer): Record<string, unknown> {
+  const a = p.attention;
+  return {
+    index: p.position,
+    heads: a ? a.heads : 0,
+    headSize: a ? a.headSize : 0,
+    ffnSize: p.ffn ? p.ffn.size : 0,
+    norm: p.norm,
+    attention: a ? a.kind : 'none',
+    activation: p.ffn ? p.ffn.activation : 'none',
+    hidden: p.hidden,
+    partial: p.kind,
+    layerNorm: p.normInfo.form,
+    input: p.input.name,
+    output: p.output.name,
+    residual: p.residual.name,
+  };
+}
+
+/** Complete and partial layers in residual-stream order, as JSON summaries. */
+export function allLayerSummaries(a: LayerAnalysis): Record<string, unknown>[] {
+  const rows: [number, Record<string, unknown>][] = [
+    ...a.layers.map((l) => [l.position, layerSummary(l)] as [number, Record<string, unknown>]),
+    ...a.partialLayers.map((p) => [p.position, partialSummary(p)] as [number, Record<string, unknown>]),
+  ];
+  return rows.sort((x, y) => x[0] - y[0]).map((r) => r[1]);
+}

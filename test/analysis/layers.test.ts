@@ -368,3 +368,35 @@ describe('quantized projections (the output of `quantize`) are still recognized'
     for (const l of a.layers) for (const p of Object.values(projections(l))) expect(p.quant?.form).toBe(form);
   });
 });
+
+describe('layers with a removed block (as `prune` leaves them) are partial layers, in stream order', () => {
+  const cases: [string, 'post' | 'pre', 'attention' | 'ffn', number][] = [
+    ['post-norm, attention removed from layer 1', 'post', 'attention', 1],
+    ['post-norm, FFN removed from layer 1', 'post', 'ffn', 1],
+    ['pre-norm, attention removed from layer 1', 'pre', 'attention', 1],
+    ['pre-norm, FFN removed from layer 2 (the last)', 'pre', 'ffn', 2],
+    ['post-norm, attention removed from layer 0', 'post', 'attention', 0],
+  ];
+  it.each(cases)('%s', async (_, norm, block, at) => {
+    const { runDce } = await import('../../passes/dce.js');
+    const { allLayerSummaries } = await import('../../passes/analysis/layers.js');
+    const m = buildBert(smallConfig({ layers: 3, norm }));
+    const l = analyzeLayers(m).layers[at]!;
+    const r = l.residuals[block];
+    const branch = block === 'attention' ? l.attention.o.output : l.ffn.down.output;
+    // what prune does: the residual Add's result becomes its residual input
+    r.output(0).replaceAllUsesWith(r.inputs.find((i) => i !== branch)!);
+    runDce({ model: m } as Parameters<typeof runDce>[0], {});
+    const a = analyzeLayers(m);
+    expect(a.unrecognized).toEqual([]);
+    expect(a.layers.map((x) => [x.index, x.position])).toEqual([0, 1, 2].filter((p) => p !== at).map((p, i) => [i, p]));
+    expect(a.partialLayers.map((p) => [p.position, p.kind, p.norm])).toEqual([
+      [at, block === 'attention' ? 'ffn-only' : 'attention-only', norm],
+    ]);
+    expect(a.head?.classifier).toBeDefined();
+    const json = allLayerSummaries(a).map((s) => [s.index, s.heads, s.ffnSize]);
+    expect(json).toEqual(
+      [0, 1, 2].map((p) => (p !== at ? [p, 4, 64] : block === 'attention' ? [p, 0, 64] : [p, 4, 0])),
+    );
+  });
+});

@@ -3,14 +3,14 @@
  * Registered through `inspectExtensions`; import this module before inspect registers its options.
  */
 import type { Model } from '../../ir/index.js';
-import { analyzeLayers, layerSummary, type LayerAnalysis } from '../../../passes/analysis/layers.js';
+import { allLayerSummaries, analyzeLayers, type LayerAnalysis } from '../../../passes/analysis/layers.js';
 import { table } from '../util.js';
 import { inspectExtensions } from './inspect.js';
 
 export function layersJson(a: LayerAnalysis): unknown {
   const emb = a.embeddings;
   return {
-    layers: a.layers.map(layerSummary),
+    layers: allLayerSummaries(a),
     unrecognized: a.unrecognized.map((u) => ({ node: u.node, op: u.op, reason: u.reason })),
     embeddings: emb
       ? {
@@ -34,26 +34,14 @@ export function layersJson(a: LayerAnalysis): unknown {
 
 export function layersText(a: LayerAnalysis, file: string): string {
   const out: string[] = [];
-  out.push(`${file}: ${a.layers.length} transformer layer(s) recognized`);
-  if (a.layers.length) {
-    const rows = [
+  const partial = a.partialLayers.length ? ` and ${a.partialLayers.length} partial layer(s)` : '';
+  out.push(`${file}: ${a.layers.length} transformer layer(s) recognized${partial}`);
+  const rows: [number, string[]][] = [];
+  for (const l of a.layers)
+    rows.push([
+      l.position,
       [
-        '  layer',
-        'heads',
-        'head size',
-        'hidden',
-        'FFN',
-        'norm',
-        'attention',
-        'scaling',
-        'mask',
-        'activation',
-        'LayerNorm',
-      ],
-    ];
-    for (const l of a.layers)
-      rows.push([
-        `  ${l.index}`,
+        `  ${l.position}`,
         String(l.heads),
         String(l.headSize),
         String(l.hidden),
@@ -64,8 +52,42 @@ export function layersText(a: LayerAnalysis, file: string): string {
         l.attention.mask.form,
         l.activation,
         l.norms.attention.form,
-      ]);
-    out.push(table(rows, ['r', 'r', 'r', 'r', 'r']));
+      ],
+    ]);
+  for (const p of a.partialLayers) {
+    const at = p.attention;
+    rows.push([
+      p.position,
+      [
+        `  ${p.position}`,
+        at ? String(at.heads) : '-',
+        at ? String(at.headSize) : '-',
+        String(p.hidden),
+        p.ffn ? String(p.ffn.size) : '-',
+        p.norm,
+        at ? at.kind : 'removed',
+        at ? `${at.scaling.form} (${Number(at.scaling.factor.toPrecision(4))})` : '-',
+        at ? at.mask.form : '-',
+        p.ffn ? p.ffn.activation : 'removed',
+        p.normInfo.form,
+      ],
+    ]);
+  }
+  if (rows.length) {
+    const header = [
+      '  layer',
+      'heads',
+      'head size',
+      'hidden',
+      'FFN',
+      'norm',
+      'attention',
+      'scaling',
+      'mask',
+      'activation',
+      'LayerNorm',
+    ];
+    out.push(table([header, ...rows.sort((x, y) => x[0] - y[0]).map((r) => r[1])], ['r', 'r', 'r', 'r', 'r']));
   }
   const e = a.embeddings;
   if (e)
