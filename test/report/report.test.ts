@@ -2,10 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { CompileResult } from '../../src/compile.js';
 import {
   compileReportJson,
   errorHistogram,
+  type CompileReportInput,
   jsonSafe,
   renderCompileHtml,
   writeCompileReports,
@@ -17,7 +17,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'axc-report-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('compile report', () => {
-  let r: CompileResult;
+  let r: CompileReportInput;
   beforeAll(async () => {
     r = await compileTiny(tmp);
   });
