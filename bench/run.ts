@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchCodec } from './codec.js';
+import { benchPipeline } from './pipeline.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const shared = process.env.AXC_SHARED ?? path.resolve(root, '../shared');
@@ -33,6 +34,10 @@ async function main(): Promise<void> {
     const models = realModels();
     const extra = await generatedBertBase();
     for (const l of benchCodec(extra ? [...models, extra] : models)) console.log(l);
+  }
+  if (want('pipeline')) {
+    console.log('== pipeline: original vs ORT-tools-equivalent vs axc (issue 7) ==');
+    await benchPipeline({ shared, root, cacheDir: benchCacheDir, generateBase: async () => void (await generatedBertBase()) });
   }
 }
 

@@ -38,8 +38,10 @@ export interface TopkAttentionOptions {
   layers?: LayerSelector;
   renormalize?: boolean;
   formulation?: 'dense' | 'gather';
-  /** Name of a labelled data source: choose layers by loss instead of taking all selected ones. */
-  search?: string;
+  /** Choose layers by loss on the `on` data instead of taking all selected ones. */
+  search?: boolean;
+  /** Name of a labelled data source (for the search). */
+  on?: string;
   /** Search: accept a layer when the loss rises by less than this (0: only when it drops). */
   tolerance?: number;
 }
@@ -374,13 +376,17 @@ export async function runTopkAttention(ctx: PassContext, o: TopkAttentionOptions
   const layersDone: number[] = [];
   const formulation = o.formulation ?? 'dense';
   if (o.search) {
-    const data = (await ctx.data.get(o.search)) as Dataset;
+    if (!o.on)
+      throw new AxcError(
+        diag('AX3703', 'error', 'topk-attention search needs labelled data: add `on NAME`', locOf(ctx.span)),
+      );
+    const data = (await ctx.data.get(o.on)) as Dataset;
     if (!data.labelled)
       throw new AxcError(
         diag(
           'AX3703',
           'error',
-          `search data '${o.search}' has no labels; the search needs a labelled data source`,
+          `search data '${o.on}' has no labels; the search needs a labelled data source`,
           locOf(ctx.span),
         ),
       );
@@ -459,7 +465,12 @@ export const topkAttention: PassDef<TopkAttentionOptions> = {
       values: ['dense', 'gather'],
       default: 'dense',
     },
-    search: { type: 'data', summary: 'Keep only the layers where top-k lowers the loss on this data' },
+    search: {
+      type: 'boolean',
+      summary: 'Keep only the layers where top-k lowers the loss on the `on` data',
+      default: false,
+    },
+    on: { type: 'data', summary: 'Labelled data for the search' },
     tolerance: {
       type: 'number',
       summary: 'Search: accept a layer when the loss rises by less than this',

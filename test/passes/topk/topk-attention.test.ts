@@ -188,7 +188,7 @@ describe('topk-attention on the golden SST-2 tiny model', () => {
     });
     const strict = loadModel(TINY_MODEL);
     const ctx = context(strict, { dev: data });
-    await runTopkAttention(ctx, { k: 2, search: 'dev' });
+    await runTopkAttention(ctx, { k: 2, search: true, on: 'dev' });
     const decisions = ctx.details.search as { layer: number; loss: number; before: number; accepted: boolean }[];
     expect(decisions.map((dd) => dd.layer)).toEqual([0, 1]);
     for (const dd of decisions) expect(dd.accepted).toBe(dd.loss < dd.before);
@@ -197,7 +197,7 @@ describe('topk-attention on the golden SST-2 tiny model', () => {
     // a generous tolerance accepts every layer
     const loose = loadModel(TINY_MODEL);
     const ctx2 = context(loose, { dev: data });
-    await runTopkAttention(ctx2, { k: 2, search: 'dev', tolerance: 10 });
+    await runTopkAttention(ctx2, { k: 2, search: true, on: 'dev', tolerance: 10 });
     expect(ctx2.details.layers).toEqual([0, 1]);
     expect(topkScopes(loose)).toHaveLength(2);
     expect(topkScopes(strict)).toHaveLength((ctx.details.layers as number[]).length);
