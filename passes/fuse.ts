@@ -11,6 +11,11 @@
  *
  * Dimension letters: B batch, S sequence, D hidden (normalized axis), F FFN width.
  *
+ * Measured (onnxruntime-node 1.30 CPU, 1 thread, 32 dev rows, interleaved medians, loaded machine): on the tiny
+ * model (hidden 128) gelu and bias-gelu are 2-6% faster than the float graph, while SkipLayerNormalization is ~15%
+ * slower than Add + LayerNormalization (with or without the folded bias); at hidden 768 the differences are inside
+ * the run-to-run noise (MatMuls dominate). Fuse for runtimes that want the fused ops, not for CPU speed by itself.
+ *
  * Codes: AX3201 a fusion declined a candidate (warning, names the node and why); AX3202 a requested fusion applied
  * nowhere (warning, says why); AX3203 unknown fusion name (error).
  */
