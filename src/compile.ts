@@ -68,6 +68,7 @@ export interface CompileResult {
 export function loadPlan(
   plan: CompileOptions['plan'],
   model?: Model,
+  overrides?: Record<string, string>,
 ): { plan: Plan; diagnostics: Diagnostic[]; source: string; file: string } {
   let source: string;
   let file: string;
