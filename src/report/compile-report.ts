@@ -245,7 +245,7 @@ function heat(v: number, max: number): string {
 }
 
 function fmt(x: number): string {
-  if (x === 0) return '0';
+  if (Number.isInteger(x) && Math.abs(x) < 1e7) return String(x);
   const a = Math.abs(x);
   return a >= 100 || a < 0.001 ? x.toExponential(2) : x.toPrecision(3);
 }
@@ -379,6 +379,11 @@ const DECISION_KEYS: Record<string, string> = {
   declined: 'declined rewrites',
 };
 
+function accepted(list: unknown[]): string {
+  const n = list.filter((x) => (x as Record<string, unknown>)?.accepted === true).length;
+  return n ? `, ${n} accepted` : '';
+}
+
 function decisionsHtml(r: CompileReportInput): string {
   const out: string[] = [];
   r.steps.forEach((s, i) => {
@@ -390,7 +395,7 @@ function decisionsHtml(r: CompileReportInput): string {
       const cellText = (v: unknown) =>
         typeof v === 'number' ? fmt(v) : typeof v === 'object' ? JSON.stringify(v) : String(v ?? '');
       out.push(
-        `<h3>Step ${i + 1}: ${esc(s.pass)} — ${esc(DECISION_KEYS[key]!)} (${list.length})</h3><table class="decisions"><thead><tr>${cols.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>${rows
+        `<details class="decisions-of" data-step="${i + 1}"${list.length <= 16 ? ' open' : ''}><summary>Step ${i + 1}: ${esc(s.pass)} — ${esc(DECISION_KEYS[key]!)} (${list.length}${accepted(list)})</summary><table class="decisions"><thead><tr>${cols.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>${rows
           .map((x) => {
             const acc = x.accepted ?? x.accept ?? x.kept;
             const cls = acc === true ? ' class="added"' : acc === false ? ' class="removed-t"' : '';
@@ -398,7 +403,7 @@ function decisionsHtml(r: CompileReportInput): string {
           })
           .join(
             '',
-          )}</tbody></table>${list.length > rows.length ? `<p>... and ${list.length - rows.length} more (see the JSON report)</p>` : ''}`,
+          )}</tbody></table>${list.length > rows.length ? `<p>... and ${list.length - rows.length} more (see the JSON report)</p>` : ''}</details>`,
       );
     }
   });
@@ -452,7 +457,7 @@ export function renderCompileHtml(r: CompileReportInput): string {
                   .join(', '),
               )}</small>`
             : ''
-        }${s.diagnostics.length ? `<br><small>${s.diagnostics.map((d) => `${esc(d.code)} ${esc(d.message)}`).join('<br>')}</small>` : ''}</td><td>${s.changed ? 'yes' : 'no'}</td><td class="num">${s.ms.toFixed(0)} ms <span class="bar" style="width:${Math.max(1, Math.round((s.ms / maxMs) * 120))}px"></span></td></tr>`,
+        }${s.diagnostics.length ? `<details class="diags"><summary>${s.diagnostics.length} ${s.diagnostics.length === 1 ? 'message' : 'messages'} (${esc([...new Set(s.diagnostics.map((d) => d.code))].join(', '))})</summary><small>${s.diagnostics.map((d) => `${esc(d.code)} ${esc(d.message)}`).join('<br>')}</small></details>` : ''}</td><td>${s.changed ? 'yes' : 'no'}</td><td class="num">${s.ms.toFixed(0)} ms <span class="bar" style="width:${Math.max(1, Math.round((s.ms / maxMs) * 120))}px"></span></td></tr>`,
     )
     .join('\n');
   const sig = findSignificance(r);
