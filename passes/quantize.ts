@@ -134,6 +134,13 @@ function findCandidates(
 ): Candidate[] {
   const out: Candidate[] = [];
   for (const n of g) {
+    if (n.domain === 'com.microsoft' && n.opType === 'Attention' && ops.has('matmul')) {
+      declines.push({
+        node: n,
+        reason: 'its Q/K/V weights are fused inside com.microsoft Attention; quantize before `fuse attention`',
+      });
+      continue;
+    }
     if (n.domain !== '' && n.domain !== 'ai.onnx') continue;
     const place = places.get(n) ?? { role: 'other' as const };
     if (n.opType === 'MatMul' && ops.has('matmul')) {

@@ -4,6 +4,7 @@ import { modelText, type Model } from '../../../src/ir/index.js';
 import { loadModel, serializeModel } from '../../../src/onnx/index.js';
 import type { DataProvider } from '../../../src/pass/index.js';
 import '../../../passes/quantize.js';
+import { runFuse } from '../../../passes/fuse.js';
 import type { MatrixReport, SignificanceView } from '../../../passes/lib/quant-types.js';
 import { devFeeds } from '../../support/ort.js';
 import { DEV_JSONL, TINY_MODEL } from '../../support/paths.js';
@@ -15,6 +16,20 @@ import { argmaxAgreement, maxAbsDiff, opCounts, run, runPass } from '../fuse/sup
  * did not see (rows 0..63 evaluated; calibration on rows 200..263).
  */
 const tiny = () => loadModel(TINY_MODEL);
+/** Run `fuse attention` in place (synchronously, no data needed). */
+function fusedAttention(m: Model): void {
+  runFuse(
+    {
+      model: m,
+      facts: new Map(),
+      data,
+      report: () => {},
+      progress: () => {},
+      details: {},
+    },
+    { patterns: [{ name: 'attention' }] },
+  );
+}
 const N = (...xs: string[]) => xs.map((name) => ({ name }));
 const EVAL = devFeeds(DEV_JSONL, 64, 0);
 const CALIB: Record<string, ort.Tensor>[] = [devFeeds(DEV_JSONL, 32, 200), devFeeds(DEV_JSONL, 32, 232)];
@@ -94,6 +109,19 @@ const invalid: Case[] = [
       expect(ms.filter((r) => r.kept === 'except layer 0')).toHaveLength(6);
       expect(ms.find((r) => r.layer === 1 && r.role === 'q')?.form).toBe('dynamic-quantize-matmul');
     },
+  },
+  {
+    name: 'after fuse attention: the fused Q/K/V weights are named as not quantized, the rest is',
+    model: () => {
+      const m = tiny();
+      fusedAttention(m);
+      return m;
+    },
+    options: {},
+    ops: { 'com.microsoft.DynamicQuantizeMatMul': 2 * 3 + 2, 'com.microsoft.Attention': 2 },
+    messages: [['AX3301', 'fused inside com.microsoft Attention; quantize before `fuse attention`']],
+    agree: 0.95,
+    maxDiff: 0.5,
   },
   {
     name: 'int4 MatMulNBits, block 32, symmetric',
