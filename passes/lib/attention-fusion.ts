@@ -12,11 +12,12 @@
  * Dimension letters: B batch, S sequence, D hidden (input width), H heads, d head size.
  */
 import { diag, nodeLoc, type Diagnostic } from '../../src/diagnostics/index.js';
-import { Builder, DataType, Tensor, type Model, type Node, type Value } from '../../src/ir/index.js';
+import { AttrType, Builder, DataType, Tensor, type Model, type Node, type Value } from '../../src/ir/index.js';
 import { analyzeLayers, type LayerAnalysis, type LayerInfo, type Linear } from '../analysis/layers.js';
 import type { Fusion, FusionEnv, FusionResult } from '../fuse.js';
 import { constTensor } from './consts.js';
 import { removeNode } from './graph-util.js';
+import { quantizeInt8, quantWeightValues } from './quant.js';
 
 export interface AttentionFusionOptions {
   /** Fuse only these layer indices (default: every recognized layer). */
@@ -503,3 +504,65 @@ export const attentionFusion: Fusion = {
     };
   },
 };
+
+// --- int8: com.microsoft Attention -> DynamicQuantizeLinear + QAttention -------------------------------------------
+
+export interface QuantizeAttentionResult {
+  quantized: number;
+  declined: AttentionDecline[];
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+/**
+ * Turn every com.microsoft Attention with a constant float32 QKV weight into onnxruntime's int8 form: the input is
+ * quantized at run time (DynamicQuantizeLinear, uint8) and the weight is stored int8 (symmetric, per tensor or per
+ * output column). Meant for the quantize step after `fuse attention` (quantize_dynamic does the same for the
+ * Attention nodes it finds).
+ */
+export function quantizeAttention(model: Model, opts: { perChannel?: boolean } = {}): QuantizeAttentionResult {
+  const g = model.graph;
+  const r: QuantizeAttentionResult = { quantized: 0, declined: [], bytesBefore: 0, bytesAfter: 0 };
+  for (const n of g.nodes()) {
+    if (n.opType !== 'Attention' || n.domain !== MS) continue;
+    const no = (reason: string) => r.declined.push({ layer: null, node: n.name, op: n.qualifiedOp, reason });
+    const w = constTensor(n.input(1));
+    if (!w || w.dataType !== DataType.FLOAT || w.dims.length !== 2) {
+      no('the QKV weight is not a constant float32 matrix');
+      continue;
+    }
+    if (n.inputs.length > 4 && n.inputs.slice(4).some((v) => v !== null)) {
+      no('past state or attention bias inputs are not supported by this rewrite');
+      continue;
+    }
+    const [K, N] = w.dims as [number, number];
+    const qw = quantizeInt8(w.toFloat32(), K, N, opts.perChannel ?? true, true);
+    const b = new Builder(g, n, 'quantize');
+    const [x_u8, xScale, xZero] = b.op('DynamicQuantizeLinear', [n.input(0)], {
+      name: `${n.name}/DynamicQuantizeLinear`,
+      outputs: 3,
+    }) as [Value, Value, Value];
+    const wv = quantWeightValues(b, `${n.input(1)!.name}`, qw);
+    const attrs: Record<string, number | number[]> = {};
+    for (const [k, a] of n.attributes) {
+      if (a.data.type === AttrType.INT || a.data.type === AttrType.FLOAT || a.data.type === AttrType.INTS)
+        attrs[k] = a.data.value;
+    }
+    const y = b.op1(
+      'QAttention',
+      [x_u8, wv.q_KN, n.input(2), xScale, wv.scale, n.input(3) ?? null, xZero, wv.zeroPoint],
+      { domain: MS, name: `${n.name}/QAttention`, attrs },
+    );
+    const out = n.output(0);
+    if (out.type) y.type = out.type;
+    const name = out.name;
+    out.replaceAllUsesWith(y);
+    r.bytesBefore += w.byteLength;
+    r.bytesAfter += K * N + qw.scale.length * 5;
+    removeNode(n);
+    y.name = name;
+    r.quantized++;
+  }
+  g.invalidateNames();
+  return r;
+}

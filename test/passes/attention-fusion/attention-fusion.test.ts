@@ -5,7 +5,7 @@ import { loadModel, serializeModel } from '../../../src/onnx/index.js';
 import { runDce } from '../../../passes/dce.js';
 import { runFuse } from '../../../passes/fuse.js';
 import { analyzeLayers } from '../../../passes/analysis/layers.js';
-import { attentionDeclineDiagnostics, fuseAttention } from '../../../passes/lib/attention-fusion.js';
+import { attentionDeclineDiagnostics, fuseAttention, quantizeAttention } from '../../../passes/lib/attention-fusion.js';
 import { runTopkAttention } from '../../../passes/topk-attention.js';
 import { buildBert, smallConfig, type BertConfig } from '../../gen/bert.js';
 import { DEV_JSONL, TINY_MODEL } from '../../support/paths.js';
@@ -241,4 +241,31 @@ describe('the attention entry of the fuse pass', () => {
     runFuse({ ...ctx(model), report: (d) => diags.push(d.message) }, { patterns: 'attention' });
     expect(diags.some((d) => /layer 0: SDPA/.test(d))).toBe(true);
   });
+});
+
+describe('int8 attention: QAttention', () => {
+  for (const perChannel of [false, true]) {
+    it(`Attention -> DynamicQuantizeLinear + QAttention (${perChannel ? 'per column' : 'per tensor'}), predictions kept`, async () => {
+      const model = loadModel(TINY_MODEL);
+      const f = devFeeds(DEV_JSONL, 32);
+      const before = (await runModel(serializeModel(model), f)).logits!.data as Float32Array;
+      fuseAttention(model);
+      const q = quantizeAttention(model, { perChannel });
+      runDce(ctx(model), {});
+      expect(q.quantized).toBe(2);
+      expect(q.bytesAfter).toBeLessThan(q.bytesBefore / 3.8);
+      const ops = model.graph.nodes().map((n) => n.opType);
+      expect(ops.filter((o) => o === 'QAttention')).toHaveLength(2);
+      expect(ops.filter((o) => o === 'Attention')).toHaveLength(0);
+      const after = (await runModel(serializeModel(model), f)).logits!.data as Float32Array;
+      // int8: close, not equal; the predicted class agrees on (nearly) every sentence
+      const d = maxAbsDiff(before, after);
+      expect(d).toBeGreaterThan(0);
+      expect(d).toBeLessThan(0.3);
+      let agree = 0;
+      for (let i = 0; i < 32; i++)
+        if (before[2 * i]! > before[2 * i + 1]! === after[2 * i]! > after[2 * i + 1]!) agree++;
+      expect(agree).toBeGreaterThanOrEqual(31);
+    });
+  }
 });
