@@ -6,6 +6,7 @@
  * reported on the odd-idx dev sentences (436, "held-out"), which chose nothing.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Model } from '../src/ir/index.js';
@@ -88,11 +89,13 @@ async function runPlan(
   steps: PlanStep[],
   data: PlanDataProvider,
   threads: number,
-): Promise<{ reports: StepReport[]; ms: number }> {
+): Promise<{ reports: StepReport[]; ms: number; cpuS: number }> {
   const pm = new PassManager({ data, threads });
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const reports = await pm.run(model, steps);
-  return { reports, ms: performance.now() - t0 };
+  const c = process.cpuUsage(c0);
+  return { reports, ms: performance.now() - t0, cpuS: (c.user + c.system) / 1e6 };
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -128,7 +131,7 @@ export async function benchPrune(opts: PruneBenchOptions): Promise<void> {
     // 1. AxFormer greedy
     {
       const m = clone();
-      const { reports, ms } = await runPlan(
+      const { reports, ms, cpuS } = await runPlan(
         m,
         [
           {
@@ -142,7 +145,7 @@ export async function benchPrune(opts: PruneBenchOptions): Promise<void> {
       );
       const [sg, pr] = reports;
       log(
-        `   greedy: significance ${(sg!.ms / 1000).toFixed(1)} s (${sg!.stats.evaluations?.toFixed?.(1) ?? sg!.stats.evaluations} evals) + search ${(pr!.ms / 1000).toFixed(1)} s (${pr!.stats.evaluations} evals) = ${(ms / 1000).toFixed(1)} s wall`,
+        `   greedy: significance ${(sg!.ms / 1000).toFixed(1)} s (${sg!.stats.evaluations} evals) + search ${(pr!.ms / 1000).toFixed(1)} s (${pr!.stats.evaluations} evals) = ${(ms / 1000).toFixed(1)} s wall, ${cpuS.toFixed(1)} CPU s (load average ${os.loadavg()[0]!.toFixed(1)})`,
       );
       log(`           ${pr!.summary}`);
       variants.push({ name: 'greedy', model: m, ms, note: '' });
@@ -150,7 +153,7 @@ export async function benchPrune(opts: PruneBenchOptions): Promise<void> {
     // 2. budget by loss, and 3. weight-norm at the same budget
     for (const budget of [0.4]) {
       const m = clone();
-      const { reports, ms } = await runPlan(
+      const { reports, ms, cpuS } = await runPlan(
         m,
         [
           {
@@ -162,7 +165,9 @@ export async function benchPrune(opts: PruneBenchOptions): Promise<void> {
         data,
         threads,
       );
-      log(`   budget ${pct(budget)} by loss: ${(ms / 1000).toFixed(1)} s wall; ${reports[1]!.summary}`);
+      log(
+        `   budget ${pct(budget)} by loss: ${(ms / 1000).toFixed(1)} s wall, ${cpuS.toFixed(1)} CPU s; ${reports[1]!.summary}`,
+      );
       variants.push({ name: `budget ${pct(budget)} (loss)`, model: m, ms, note: '' });
       const w = clone();
       const r2 = await runPlan(

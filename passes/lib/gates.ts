@@ -42,7 +42,7 @@ export interface GateModel {
   dataInputs: string[];
   /** Name of the hidden-state input of a cut model. */
   hidden?: string;
-  /** Names of the per-layer hidden-state outputs (hiddenOutputs), by layer. */
+  /** Names of the hidden-state outputs (hiddenOutputs), one per cut point (see cutPoints). */
   hiddenOutputs: string[];
 }
 
@@ -55,18 +55,35 @@ function expandMatrix(rows: number, cols: number, span: number): Float32Array {
 
 export interface GateModelOptions {
   /**
-   * Cut the model at this layer's input: the hidden state `hidden_BSD` entering the layer becomes an input
-   * (`axc_hidden`), lower layers are dropped, and only layers from here on have gates.
+   * Cut the model at this cut point (an index into cutPoints): the hidden state `hidden_BSD` entering that block
+   * becomes an input (`axc_hidden`), everything before it is dropped, and only blocks from there on have gates.
    */
-  cutAt?: number;
-  /** Add every layer's input hidden state as an output (`axc_hidden_L{l}`), to feed cut models. */
+  cut?: number;
+  /** Add the hidden state entering every block as an output, to feed cut models. */
   hiddenOutputs?: boolean;
 }
 
-/** The hidden state entering a layer: the residual input of its first block. */
-export function layerInput(l: PruneLayer): Value {
-  const v = l.attention?.residualInput ?? l.ffn?.residualInput;
-  if (!v) throw new Error(`layer ${l.index} has no block`);
+/** A place where the gate model can be cut: the input of one block. */
+export interface CutPoint {
+  layer: number;
+  block: 'attention' | 'ffn';
+}
+
+/** Every block input, in graph order. */
+export function cutPoints(layers: readonly PruneLayer[]): CutPoint[] {
+  const out: CutPoint[] = [];
+  for (const l of layers) {
+    if (l.attention) out.push({ layer: l.index, block: 'attention' });
+    if (l.ffn) out.push({ layer: l.index, block: 'ffn' });
+  }
+  return out;
+}
+
+/** The hidden state entering a block: its residual input. */
+export function cutInput(layers: readonly PruneLayer[], p: CutPoint): Value {
+  const l = layers.find((x) => x.index === p.layer);
+  const v = p.block === 'attention' ? l?.attention?.residualInput : l?.ffn?.residualInput;
+  if (!v) throw new Error(`layer ${p.layer} has no ${p.block} block`);
   return v;
 }
 
@@ -84,17 +101,19 @@ export function buildGateModel(
   g.trackNames();
   const opset = copy.opset('') ?? 17;
   const gates: GateInput[] = [];
-  const cutAt = opts.cutAt ?? 0;
+  const points = cutPoints(cl);
+  const cutIdx = opts.cut ?? 0;
+  const cut = points[cutIdx] ?? points[0]!;
   if (opts.hiddenOutputs) {
-    for (const l of cl) {
-      const x = layerInput(l);
+    for (const p of points) {
+      const x = cutInput(cl, p);
       x.type ??= tensorType(DataType.FLOAT);
       if (!g.outputs.includes(x)) g.outputs.push(x);
     }
   }
   let hiddenName: string | undefined;
-  if (cutAt > 0) {
-    const x = layerInput(cl[cutAt]!);
+  if (cutIdx > 0) {
+    const x = cutInput(cl, cut);
     const hidden = new Value('axc_hidden', tensorType(DataType.FLOAT, ['rows', 'sequence', null]));
     g.addInput(hidden);
     x.replaceAllUsesWith(hidden, { replaceGraphOutputs: false });
@@ -113,8 +132,8 @@ export function buildGateModel(
     return v;
   };
   for (const l of cl) {
-    if (l.index < cutAt) continue;
-    const a = l.attention;
+    if (cutIdx > 0 && l.index < cut.layer) continue;
+    const a = cutIdx > 0 && l.index === cut.layer && cut.block === 'ffn' ? undefined : l.attention;
     if (a) {
       const D = a.heads * a.headSize;
       const gate = addGate(l.index, 'heads', a.heads);
@@ -147,7 +166,7 @@ export function buildGateModel(
       f.residualAdd.replaceInput(f.residualAdd.input(0) === f.branchOutput ? 0 : 1, gated);
     }
   }
-  if (cutAt > 0) {
+  if (cutIdx > 0) {
     sweep(g);
     // inputs nothing uses any more (token inputs of dropped lower layers)
     g.inputs = g.inputs.filter((v) => v.uses().length > 0 || v.isInitializer());
@@ -164,7 +183,7 @@ export function buildGateModel(
       .filter((v) => !v.isInitializer() && !gates.some((x) => x.name === v.name) && v.name !== hiddenName)
       .map((v) => v.name),
     hidden: hiddenName,
-    hiddenOutputs: opts.hiddenOutputs ? cl.map((l) => layerInput(l).name) : [],
+    hiddenOutputs: opts.hiddenOutputs ? points.map((p) => cutInput(cl, p).name) : [],
   };
 }
 

@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { AxcError, diag, type Location } from '../../src/diagnostics/index.js';
 import type { Model } from '../../src/ir/index.js';
 import type { Dataset } from '../../src/verify/data.js';
-import { buildGateModel, gateFeeds, type GateModel } from './gates.js';
+import { buildGateModel, cutPoints, gateFeeds, type CutPoint, type GateModel } from './gates.js';
 import { normalizePruneSet, type EvalResult, type PruneLayer, type PruneSet } from './prune-types.js';
 
 export type { EvalResult };
@@ -68,12 +68,14 @@ interface Chunk {
   feeds: Record<string, BigInt64Array>;
 }
 
-/** A canonical key of a prune set (restricted to layers below `below` when given). */
-export function setKey(p: PruneSet, layers: readonly PruneLayer[], below = Infinity): string {
+/** A canonical key of a prune set (restricted to what comes before cut point `before` when given). */
+export function setKey(p: PruneSet, layers: readonly PruneLayer[], before?: CutPoint): string {
   const n = normalizePruneSet(p, layers);
-  return JSON.stringify(
-    n.layers.filter((l) => l.layer < below && (l.attention || l.ffn || l.heads.length || l.groups.length)),
-  );
+  const part = n.layers
+    .filter((l) => !before || l.layer < before.layer || (l.layer === before.layer && before.block === 'ffn'))
+    .map((l) => (before && l.layer === before.layer ? { ...l, ffn: false, groups: [] } : l))
+    .filter((l) => l.attention || l.ffn || l.heads.length || l.groups.length);
+  return JSON.stringify(part);
 }
 
 interface CutSession {
@@ -101,7 +103,8 @@ export class GateEvaluator {
   readonly memo = new Map<string, EvalResult>();
   private readonly chunks: Chunk[];
   private readonly cuts = new Map<number, CutSession>();
-  /** Per layer: the prefix key the cached hidden states were computed under, and the cache per chunk. */
+  private readonly points: CutPoint[];
+  /** Per cut point: the prefix key the cached hidden states were computed under, and the cache per chunk. */
   private readonly hidden = new Map<number, { key: string; perChunk: Float32Array[]; D: number }>();
 
   private constructor(
@@ -111,6 +114,7 @@ export class GateEvaluator {
     private readonly opts: Required<EvaluatorOptions>,
     private readonly model: Model,
   ) {
+    this.points = cutPoints(gm.layers);
     const order = samples.map((_, i) => i).sort((a, b) => seqLen(samples[a]!) - seqLen(samples[b]!) || a - b);
     this.chunks = [];
     for (let i = 0; i < order.length; i += opts.chunk) {
@@ -168,7 +172,7 @@ export class GateEvaluator {
   private async cut(l: number): Promise<CutSession> {
     let c = this.cuts.get(l);
     if (!c) {
-      const gm = buildGateModel(this.model, this.layers, this.opts.groupSize, { cutAt: l });
+      const gm = buildGateModel(this.model, this.layers, this.opts.groupSize, { cut: l });
       c = { gm, session: await GateEvaluator.session(gm, this.opts.threads) };
       this.cuts.set(l, c);
     }
@@ -195,9 +199,9 @@ export class GateEvaluator {
       if (out[i]) return;
       let cut = 0;
       if (this.opts.reuseHidden)
-        for (let l = this.layers.length - 1; l > 0; l--) {
+        for (let l = this.points.length - 1; l > 0; l--) {
           const h = this.hidden.get(l);
-          if (h && h.key === setKey(s, this.layers, l)) {
+          if (h && h.key === setKey(s, this.layers, this.points[l])) {
             cut = l;
             break;
           }
@@ -225,7 +229,7 @@ export class GateEvaluator {
     const cs = cut > 0 ? await this.cut(cut) : { gm: this.gm, session: this.session };
     const gm = cs.gm;
     const hiddenCache = cut > 0 ? this.hidden.get(cut)! : undefined;
-    const captured = captureHidden ? this.layers.map(() => [] as Float32Array[]) : undefined;
+    const captured = captureHidden ? this.points.map(() => [] as Float32Array[]) : undefined;
     let capturedD = 0;
     const capturedDims = new Map<number, number>();
     for (let c = 0; c < this.chunks.length; c++) {
@@ -287,11 +291,15 @@ export class GateEvaluator {
       this.hidden.clear();
       captured.forEach((perChunk, l) => {
         if (l > 0)
-          this.hidden.set(l, { key: setKey(base, this.layers, l), perChunk, D: capturedDims.get(l) ?? capturedD });
+          this.hidden.set(l, {
+            key: setKey(base, this.layers, this.points[l]),
+            perChunk,
+            D: capturedDims.get(l) ?? capturedD,
+          });
       });
     }
-    const L = this.layers.length;
-    this.evaluations += (settings.length * (L - cut)) / L;
+    const P = this.points.length;
+    this.evaluations += (settings.length * (P - cut)) / P;
     this.settingsEvaluated += settings.length;
     return settings.map((_, i) => {
       const p = per[i]!;

@@ -82,9 +82,9 @@ describe('significance', () => {
       expect(s.noWorse!).toBeGreaterThanOrEqual(0);
       expect(s.noWorse!).toBeLessThanOrEqual(1);
     }
-    // 2 layers x (2 blocks + 2 heads + 2 groups) = 12 ablations, layer 1 from cached hidden states
+    // 2 layers x (2 blocks + 2 heads + 2 groups) = 12 ablations, each from the cached input of its block
     expect(reports[0]!.stats.elements).toBe(12);
-    expect(sig.evaluations).toBeCloseTo(1 + 6 + 6 * 0.5, 6);
+    expect(sig.evaluations).toBeCloseTo(1 + 5.25 + 2.25, 6);
   });
 
   it('by activation: positive finite scores for every element', async () => {
