@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchCodec } from './codec.js';
 import { benchPipeline } from './pipeline.js';
+import { benchPrune } from './prune.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const shared = process.env.AXC_SHARED ?? path.resolve(root, '../shared');
@@ -38,6 +39,10 @@ async function main(): Promise<void> {
   if (want('pipeline')) {
     console.log('== pipeline: original vs ORT-tools-equivalent vs axc (issue 7) ==');
     await benchPipeline({ shared, root, cacheDir: benchCacheDir, generateBase: async () => void (await generatedBertBase()) });
+  }
+  if (want('prune')) {
+    console.log('== pruning: significance, greedy search, budget vs weight-norm (h6) ==');
+    await benchPrune({ shared });
   }
 }
 
