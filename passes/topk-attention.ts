@@ -5,11 +5,13 @@
  * sequence axis stays dynamic, and padding masks keep working: masked keys have probability 0 and are only picked
  * when fewer than k keys are real, which changes nothing.
  *
- * Two formulations:
+ * Three formulations:
  * - `dense` (default): TopK on the probabilities, then ScatterElements of the kept values into zeros; the layer's
  *   probs x V MatMul stays as it is.
  * - `gather`: TopK, then GatherElements of the k selected rows of V and a [1, k] x [k, d] MatMul per query row,
- *   replacing the probs x V MatMul (fewer multiply-adds, more data movement).
+ *   replacing the probs x V MatMul (fewer multiply-adds, more data movement);
+ * - `threshold`: TopK for the k-th largest value of each row, then Where(probs >= it, probs, 0) (ties at the k-th
+ *   value are all kept, so a row may keep more than k when probabilities are exactly equal).
  *
  * Layers come from the plan (`layers 2..3`, `all`, `except`) or from an accuracy-driven search (`search on DATA`):
  * layers are tried one at a time, in order, and kept when the loss on the data drops (or rises by less than
@@ -33,11 +35,13 @@ import type { Dataset } from '../src/verify/data.js';
 import { runDataset } from '../src/verify/runner.js';
 import { removeNode } from './lib/graph-util.js';
 
+export type Formulation = 'dense' | 'gather' | 'threshold';
+
 export interface TopkAttentionOptions {
   k: number;
   layers?: LayerSelector;
   renormalize?: boolean;
-  formulation?: 'dense' | 'gather';
+  formulation?: Formulation;
   /** Choose layers by loss on the `on` data instead of taking all selected ones. */
   search?: boolean;
   /** Name of a labelled data source (for the search). */
@@ -172,13 +176,13 @@ export function applyTopk(
   model: Model,
   core: AttentionCore,
   k: number,
-  opts: { renormalize?: boolean; formulation?: 'dense' | 'gather' } = {},
+  opts: { renormalize?: boolean; formulation?: Formulation } = {},
 ): Applied {
   const g = model.graph;
   const scope = `${scopeOf(core.softmax)}/topk`;
   const formulation = opts.formulation ?? 'dense';
   // dense: insert right after the Softmax; gather: right before the context MatMul (V must be computed)
-  const anchor = formulation === 'dense' ? core.softmax.next() : core.contextMatMul;
+  const anchor = formulation === 'gather' ? core.contextMatMul : core.softmax.next();
   const b = new Builder(g, anchor, TOPK_STAMP);
   const firstBefore = anchor ? anchor.prev() : g.last();
   const initsBefore = g.initializers.length;
@@ -197,7 +201,7 @@ export function applyTopk(
     attrs: { axis: -1, largest: 1, sorted: 0 },
   }) as [Value, Value];
   let kept_BHSK = top_BHSK;
-  if (opts.renormalize) {
+  if (opts.renormalize && formulation !== 'threshold') {
     const sum_BHS1 = b.op1('ReduceSum', [top_BHSK, b.constInt64(`${scope}/axes`, [-1])], {
       name: `${scope}/ReduceSum`,
       attrs: { keepdims: 1 },
@@ -207,7 +211,28 @@ export function applyTopk(
 
   let from: Value;
   let to: Value;
-  if (formulation === 'dense') {
+  if (formulation === 'threshold') {
+    // keep every probability >= the k-th largest of its row (ties at the k-th value are all kept)
+    const opset = model.opset('') ?? 0;
+    const kth_BHS1 =
+      opset >= 18
+        ? b.op1('ReduceMin', [top_BHSK, b.constInt64(`${scope}/min_axes`, [-1])], {
+            name: `${scope}/KthValue`,
+            attrs: { keepdims: 1 },
+          })
+        : b.op1('ReduceMin', [top_BHSK], { name: `${scope}/KthValue`, attrs: { axes: [-1], keepdims: 1 } });
+    const keep_BHST = b.op1('GreaterOrEqual', [probs_BHST, kth_BHS1], { name: `${scope}/Keep` });
+    to = b.op1('Where', [keep_BHST, probs_BHST, b.scalarFloat(`${scope}/zero`, 0)], { name: `${scope}/Select` });
+    if (opts.renormalize) {
+      const sum_BHS1 = b.op1('ReduceSum', [to, b.constInt64(`${scope}/axes`, [-1])], {
+        name: `${scope}/ReduceSum`,
+        attrs: { keepdims: 1 },
+      });
+      to = b.op1('Div', [to, sum_BHS1], { name: `${scope}/Renormalize` });
+    }
+    to.type = probs_BHST.type;
+    from = probs_BHST;
+  } else if (formulation === 'dense') {
     const zeros_BHST = b.op1('ConstantOfShape', [shape_4], {
       name: `${scope}/Zeros`,
       attrs: { value: Tensor.fromFloat32('', [1], [0]) },
@@ -262,9 +287,9 @@ export function applyTopk(
   return { core, nodes, initializers, from, to };
 }
 
-/** replaceAllUsesWith also redirected the new nodes' reads of `from`; point them back at `from`. */
+/** replaceAllUsesWith also redirected the new nodes' reads of `from` (no new node reads the final `to`). */
 function reattachInternalUses(nodes: readonly Node[], from: Value, to: Value): void {
-  for (const n of nodes) n.inputs.forEach((v, i) => v === to && !n.outputs.includes(to) && n.replaceInput(i, from));
+  for (const n of nodes) n.inputs.forEach((v, i) => v === to && n.replaceInput(i, from));
 }
 
 /** Take back a dense rewrite (the gather rewrite removed the MatMul and is not undone; the search uses dense). */
@@ -461,8 +486,9 @@ export const topkAttention: PassDef<TopkAttentionOptions> = {
     renormalize: { type: 'boolean', summary: 'Divide the kept probabilities by their sum', default: false },
     formulation: {
       type: 'enum',
-      summary: "'dense': scatter into the probability matrix; 'gather': gather the k value rows",
-      values: ['dense', 'gather'],
+      summary:
+        "'dense': scatter the k values into zeros; 'gather': gather the k value rows; 'threshold': zero what is below the k-th value",
+      values: ['dense', 'gather', 'threshold'],
       default: 'dense',
     },
     search: {

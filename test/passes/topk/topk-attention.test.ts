@@ -71,9 +71,17 @@ describe('topk-attention against a TypeScript reference (single attention block)
     { name: 'dense k=5 renormalized', opts: { k: 5, renormalize: true }, k: 5, renorm: true },
     { name: 'gather k=3', opts: { k: 3, formulation: 'gather' }, k: 3 },
     { name: 'gather k=4 renormalized', opts: { k: 4, formulation: 'gather', renormalize: true }, k: 4, renorm: true },
+    { name: 'threshold k=3', opts: { k: 3, formulation: 'threshold' }, k: 3 },
+    {
+      name: 'threshold k=5 renormalized',
+      opts: { k: 5, formulation: 'threshold', renormalize: true },
+      k: 5,
+      renorm: true,
+    },
     // k larger than the sequence: clamped to S at run time, same as dense attention
     { name: 'dense k=64 > S (clamped)', opts: { k: 64 }, k: undefined },
     { name: 'gather k=64 > S (clamped)', opts: { k: 64, formulation: 'gather' }, k: undefined },
+    { name: 'threshold k=64 > S (clamped)', opts: { k: 64, formulation: 'threshold' }, k: undefined },
   ];
   for (const c of cases) {
     it(c.name, async () => {
