@@ -36,11 +36,15 @@ describe('golden pruning plans lower to the pass options', () => {
     const steps = plan('prune-threshold.ax');
     expect(steps[1]).toMatchObject({
       pass: 'prune',
-      options: { elements: [{ name: 'heads' }], where: { metric: 'significance', op: '<', value: 0 } },
+      options: {
+        elements: [{ name: 'heads' }],
+        where: { metric: 'significance', op: '<', value: 0 },
+        keep: { op: '>=', value: 0.5 },
+      },
     });
     expect(steps[2]).toMatchObject({
       pass: 'prune',
-      options: { where: { metric: 'significance', op: '<', value: 0.001 }, keep: { op: '>=', value: 0.25 } },
+      options: { where: { metric: 'significance', op: '<', value: 0.001 }, keep: { op: '>=', value: 0.5 } },
     });
   });
   it('significance-weight-norm.ax', () => {
