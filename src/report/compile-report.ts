@@ -247,7 +247,7 @@ function heat(v: number, max: number): string {
 function fmt(x: number): string {
   if (Number.isInteger(x) && Math.abs(x) < 1e7) return String(x);
   const a = Math.abs(x);
-  return a >= 100 || a < 0.001 ? x.toExponential(2) : x.toPrecision(3);
+  return a >= 100 || a < 0.001 ? x.toExponential(2) : String(Number(x.toPrecision(3)));
 }
 
 /** Heat map of head significance by layer (plus the whole-block scores), removed heads crossed out. */
@@ -318,7 +318,7 @@ export function significanceSvg(sig: Sig, diff?: ModelDiff): string {
 }
 
 /** Heat map of FFN neuron-group significance by layer (when the significance step scored groups). */
-export function groupsSvg(sig: Sig): string {
+export function groupsSvg(sig: Sig, removed: Map<number, Set<number>> = new Map()): string {
   const layers = sig.layers.filter((l) => l.groupScores?.length);
   if (!layers.length) return '';
   const maxGroups = Math.max(...layers.map((l) => l.groupScores!.length));
@@ -331,13 +331,35 @@ export function groupsSvg(sig: Sig): string {
   const height = top + layers.length * 24 + 10;
   const cells = layers.flatMap((l, i) =>
     [`<text x="${LW - 8}" y="${top + i * 24 + 15}" text-anchor="end">layer ${l.layer}</text>`].concat(
-      l.groupScores!.map(
-        (g) =>
-          `<rect class="group" x="${LW + g.index * C}" y="${top + i * 24}" width="${C - 1}" height="22" fill="${heat(g.score, max)}"><title>${esc(`layer ${l.layer} FFN group ${g.index}: score ${fmt(g.score)}`)}</title></rect>`,
-      ),
+      l.groupScores!.map((g) => {
+        const x = LW + g.index * C;
+        const y = top + i * 24;
+        const gone = removed.get(l.layer)?.has(g.index) ?? false;
+        const cross = gone
+          ? `<path d="M${x + 2} ${y + 3} L${x + C - 3} ${y + 19} M${x + C - 3} ${y + 3} L${x + 2} ${y + 19}" stroke="#1d2330" stroke-width="1.5"/>`
+          : '';
+        return `<g class="group${gone ? ' removed' : ''}"><title>${esc(`layer ${l.layer} FFN group ${g.index}: score ${fmt(g.score)}${gone ? ' (removed)' : ''}`)}</title><rect x="${x}" y="${y}" width="${C - 1}" height="22" fill="${heat(g.score, max)}"/>${cross}</g>`;
+      }),
     ),
   );
   return `<svg id="ffn-groups" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${cells.join('')}</svg>`;
+}
+
+/**
+ * FFN groups the prune steps removed, by layer, from their `pruneSet` detail (`{layers: [{layer, groups}]}`).
+ * Group numbers are those of the scores when pruning ran once after the significance step.
+ */
+function removedGroups(r: CompileReportInput): Map<number, Set<number>> {
+  const out = new Map<number, Set<number>>();
+  for (const s of r.steps) {
+    const ps = s.details.pruneSet as { layers?: { layer: number; groups?: number[]; ffn?: boolean }[] } | undefined;
+    for (const l of ps?.layers ?? []) {
+      const set = out.get(l.layer) ?? new Set<number>();
+      for (const g of l.groups ?? []) set.add(g);
+      out.set(l.layer, set);
+    }
+  }
+  return out;
 }
 
 /** A histogram of output errors as bars (log-decade bins). */
@@ -474,7 +496,7 @@ export function renderCompileHtml(r: CompileReportInput): string {
 <table id="steps"><thead><tr><th class="num">#</th><th>pass</th><th>plan</th><th>effect</th><th>changed</th><th class="num">time</th></tr></thead><tbody>
 ${steps}
 </tbody></table>
-${sig ? `<h2>Significance (step ${sig.step}, by ${esc(sig.sig.by)}${sig.sig.data ? ` on ${esc(sig.sig.data)}` : ''}${sig.sig.samples ? `, ${sig.sig.samples} samples` : ''})</h2><p>How much the loss rises when a head or block is removed: red hurts, blue helps; crossed cells were removed.</p>${significanceSvg(sig.sig, diff)}${groupsSvg(sig.sig) ? `<h3>FFN neuron groups</h3>${groupsSvg(sig.sig)}` : ''}` : ''}
+${sig ? `<h2>Significance (step ${sig.step}, by ${esc(sig.sig.by)}${sig.sig.data ? ` on ${esc(sig.sig.data)}` : ''}${sig.sig.samples ? `, ${sig.sig.samples} samples` : ''})</h2><p>How much the loss rises when a head or block is removed: red hurts, blue helps; crossed cells were removed.</p>${significanceSvg(sig.sig, diff)}${groupsSvg(sig.sig) ? `<h3>FFN neuron groups</h3>${groupsSvg(sig.sig, removedGroups(r))}` : ''}` : ''}
 ${decisionsHtml(r) ? `<h2>Decisions</h2>${decisionsHtml(r)}` : ''}
 <h2>Verification</h2>
 ${verificationHtml(r)}

@@ -72,7 +72,7 @@ export function significanceDetail() {
     by: 'loss',
     data: 'cal',
     samples: 48,
-    groupSize: 64,
+    groupSize: 128,
     evaluations: 10,
     layers: [0, 1].map((layer) => ({
       layer,
@@ -82,7 +82,7 @@ export function significanceDetail() {
       attention: el('attention', layer, 0, 0.2 - layer * 0.25),
       ffn: el('ffn', layer, 0, 0.4 - layer * 0.1),
       headScores: [el('head', layer, 0, layer === 1 ? -0.01 : 0.05), el('head', layer, 1, 0.12)],
-      groupScores: [],
+      groupScores: [0, 1, 2, 3].map((g) => el('ffn-group', layer, g, (g - 1.5) * 0.01 * (layer + 1))),
     })),
   };
 }

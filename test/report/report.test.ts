@@ -66,6 +66,10 @@ describe('compile report', () => {
           stats: {},
           details: {
             significance: significanceDetail(),
+            pruneSet: {
+              groupSize: 128,
+              layers: [{ layer: 1, attention: false, ffn: false, heads: [0], groups: [2] }],
+            },
             decisions: [
               { element: 'L1.head0', lossBefore: 0.41, lossAfter: 0.4, noWorse: 0.6, accepted: true },
               { element: 'L1.ffn', lossBefore: 0.4, lossAfter: 0.7, noWorse: 0.2, accepted: false },
@@ -82,6 +86,10 @@ describe('compile report', () => {
     expect(html).toMatch(/<g class="cell removed"><title>layer 1 head 0: score -0\.01/);
     expect(html).not.toMatch(/<g class="cell removed"><title>layer 0 head/);
     expect(html).toContain('<table class="decisions">');
+    // FFN groups: the heat map crosses out the group the prune step removed
+    expect(html).toContain('<svg id="ffn-groups"');
+    expect(html.match(/<g class="group removed">/g)?.length).toBe(1);
+    expect(html).toMatch(/<g class="group removed"><title>layer 1 FFN group 2: score 0\.01 \(removed\)/);
     expect(html).toContain('class="histogram"');
     expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
   });
