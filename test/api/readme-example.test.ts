@@ -13,9 +13,11 @@ test('the README example runs: compile, diff, verify through the library entry p
   const plan = path.join(tmp, 'plan.ax');
   fs.writeFileSync(
     plan,
-    `data dev = jsonl ${JSON.stringify(DEV_JSONL)} label "label" split odd limit 32
-cleanup
-topk-attention layers 1 k 16
+    `data cal = jsonl ${JSON.stringify(DEV_JSONL)} label "label" split odd limit 48
+data dev = jsonl ${JSON.stringify(DEV_JSONL)} label "label" split odd offset 48 limit 48
+significance heads on cal by loss
+prune heads where significance < 0.01 keep >= 50%
+quantize matmul
 verify on dev: accuracy drop <= 10 points; logits argmax >= 80%
 `,
   );
@@ -26,8 +28,15 @@ verify on dev: accuracy drop <= 10 points; logits argmax >= 80%
   log.mockRestore();
   expect(result.ok).toBe(true);
   expect(fs.existsSync(output)).toBe(true);
-  expect(changes.layers.map((l) => l.after?.attention)).toEqual(['softmax', 'top-k k=16']);
-  expect(printed[1]).toBe('layer 1: softmax → top-k k=16, heads 2 → 2 (removed: none)');
+  // the heads the diff finds missing (by comparing weights) are the ones the prune step says it removed
+  const prune = result.steps.find((st) => st.pass === 'prune')!;
+  const pruneSet = prune.details.pruneSet as { layers: { layer: number; heads: number[] }[] };
+  expect(changes.layers.map((l) => l.removedHeads)).toEqual(
+    changes.layers.map((l) => pruneSet.layers.find((p) => p.layer === l.index)?.heads ?? []),
+  );
+  expect(changes.layers.some((l) => l.removedHeads.length > 0)).toBe(true);
+  expect(changes.layers.every((l) => l.after?.precision === 'int8 per-channel')).toBe(true);
+  expect(printed[0]).toMatch(/^layer 0: softmax → softmax, heads 2 → \d \(removed: (?:[\d, ]+|none)\)$/);
   expect(check.rows).toBe(64);
   expect(check.metrics.compiled?.accuracy).toBeGreaterThan(0.5);
   expect(printed.at(-1)).toMatch(/^accuracy 0\.\d+ → 0\.\d+, pass: (true|false)$/);
