@@ -131,7 +131,8 @@ export function diffText(d: ModelDiff, opts: TextOptions = {}): string {
   out.push(col('bold', 'totals'));
   for (const l of table([['', 'before', 'after', 'change'], ...totalsRows(d.totals, d.seq)], ['l', 'r', 'r', 'r']))
     out.push('  ' + l);
-  if (d.fused.length) out.push('', `fused ops: ${d.fused.map((f) => `${f.op} x${f.count}`).join(', ')}`);
+  if (d.fused.length)
+    out.push('', `new fused and contrib ops: ${d.fused.map((f) => `${f.op} x${f.count}`).join(', ')}`);
   if (d.ops.length) out.push(`op counts: ${d.ops.map((o) => `${o.op} ${o.before}→${o.after}`).join(', ')}`);
   if (Object.keys(d.passes).length)
     out.push(

@@ -94,7 +94,9 @@ export function diffSummaryHtml(d: ModelDiff): string {
   else parts.push('<p>No encoder layer was recognized in either model.</p>');
   parts.push('<h3>Totals</h3>', totalsTable(d));
   if (d.fused.length)
-    parts.push(`<p>Fused ops: ${d.fused.map((f) => `<code>${esc(f.op)}</code> x${f.count}`).join(', ')}</p>`);
+    parts.push(
+      `<p>New fused and contrib ops: ${d.fused.map((f) => `<code>${esc(f.op)}</code> x${f.count}`).join(', ')}</p>`,
+    );
   const passes = Object.entries(d.passes);
   if (passes.length)
     parts.push(
