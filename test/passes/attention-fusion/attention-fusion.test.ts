@@ -4,6 +4,9 @@ import { Builder, checkModel, DataType, Value, type Model } from '../../../src/i
 import { loadModel, serializeModel } from '../../../src/onnx/index.js';
 import { runDce } from '../../../passes/dce.js';
 import { runFuse } from '../../../passes/fuse.js';
+import { applyPrune } from '../../../passes/lib/prune-apply.js';
+import { requireLayers } from '../../../passes/lib/prune-layers.js';
+import { emptyPruneSet } from '../../../passes/lib/prune-types.js';
 import { analyzeLayers } from '../../../passes/analysis/layers.js';
 import { attentionDeclineDiagnostics, fuseAttention, quantizeAttention } from '../../../passes/lib/attention-fusion.js';
 import { runTopkAttention } from '../../../passes/topk-attention.js';
@@ -268,4 +271,26 @@ describe('int8 attention: QAttention', () => {
       expect(agree).toBeGreaterThanOrEqual(31);
     });
   }
+});
+
+describe('attention fusion after head pruning (per-layer head counts)', () => {
+  it('layers with 3, 4 and 4 heads: num_heads per layer, Q/K/V width < hidden, logits unchanged', async () => {
+    const c = smallConfig({ layers: 3 });
+    const model = buildBert(c);
+    const layers = requireLayers(model);
+    const set = emptyPruneSet(layers, 16);
+    set.layers[0]!.heads = [1];
+    set.layers[2]!.heads = [0, 3];
+    applyPrune(model, layers, set);
+    runDce(ctx(model), {});
+    const { r, diff, scale, attention } = await fuseAndCompare(model, feeds(c.vocab));
+    expect(r.declined).toEqual([]);
+    expect(attention.map((n) => n.getInt('num_heads'))).toEqual([3, 4, 2]);
+    expect(attention.map((n) => n.input(1)!.constValue!.dims)).toEqual([
+      [32, 72],
+      [32, 96],
+      [32, 48],
+    ]);
+    expect(diff).toBeLessThan(1e-5 * Math.max(1, scale));
+  });
 });
