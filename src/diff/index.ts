@@ -6,10 +6,17 @@
 import * as fs from 'node:fs';
 import { DataType, allNodes, type Model } from '../ir/index.js';
 import { encodedSize, loadModel } from '../onnx/index.js';
-import { layerViews, type LayerView, type Projection } from './layers.js';
+import { embeddingViews, layerViews, type LayerView, type Projection } from './layers.js';
 import { structuralDiff, type InitializerDiff, type NodeDiff, type StructuralDiff } from './nodes.js';
 
-export { layerViews, projectionOf, type LayerView, type Projection } from './layers.js';
+export {
+  embeddingViews,
+  layerViews,
+  projectionOf,
+  type EmbeddingView,
+  type LayerView,
+  type Projection,
+} from './layers.js';
 export {
   structuralDiff,
   passOf,
@@ -77,6 +84,8 @@ export interface ModelDiff {
   totals: { before: Totals; after: Totals };
   /** Ops whose count changed: before and after counts. */
   ops: { op: string; before: number; after: number }[];
+  /** Embedding tables (Gather on ids), paired in order by shape: precision before and after. */
+  embeddings: { name: string; rows: number; cols: number; before: string | null; after: string | null }[];
   /** Fused or contrib ops the after model has and the before model did not, with counts. */
   fused: { op: string; count: number }[];
   nodes: NodeDiff;
@@ -156,6 +165,7 @@ export function diffModelsFull(before: Model, after: Model, opts: DiffOptions = 
     structure.initializers.changed.length === 0 &&
     structure.initializers.renamed.length === 0 &&
     graph.length === 0;
+  const embeddings = diffEmbeddings(before, after);
   const diff: ModelDiff = {
     schema: DIFF_SCHEMA,
     before: opts.beforePath ? { path: opts.beforePath } : {},
@@ -165,6 +175,7 @@ export function diffModelsFull(before: Model, after: Model, opts: DiffOptions = 
     layers,
     totals,
     ops: opDiff,
+    embeddings,
     fused,
     nodes: structure.nodes,
     initializers: structure.initializers,
@@ -172,6 +183,23 @@ export function diffModelsFull(before: Model, after: Model, opts: DiffOptions = 
     passes: sortedPasses,
   };
   return { diff, beforeLayers: bl, afterLayers: al, structure };
+}
+
+/** Pair embedding tables by shape, in order (word, position, token type...). */
+function diffEmbeddings(before: Model, after: Model): ModelDiff['embeddings'] {
+  const b = embeddingViews(before);
+  const a = embeddingViews(after);
+  const used = new Set<number>();
+  const out: ModelDiff['embeddings'] = [];
+  for (const x of b) {
+    const j = a.findIndex((y, i) => !used.has(i) && y.rows === x.rows && y.cols === x.cols);
+    if (j >= 0) used.add(j);
+    out.push({ name: x.name, rows: x.rows, cols: x.cols, before: x.precision, after: j >= 0 ? a[j]!.precision : null });
+  }
+  a.forEach((y, i) => {
+    if (!used.has(i)) out.push({ name: y.name, rows: y.rows, cols: y.cols, before: null, after: y.precision });
+  });
+  return out;
 }
 
 const FUSED_STANDARD = new Set(['Gelu', 'LayerNormalization', 'Attention', 'RMSNormalization']);

@@ -593,3 +593,39 @@ function joinsResidual(p1: Projection, p2: Projection): boolean {
   }
   return false;
 }
+
+/** An embedding table read by a Gather on token/position/type ids. */
+export interface EmbeddingView {
+  /** The table's initializer name. */
+  name: string;
+  rows: number;
+  cols: number;
+  /** `float32`, `float16`, `int8 per-row` (int8 rows with a gathered per-row scale), `int8`, ... */
+  precision: string;
+  node: Node;
+}
+
+/** Embedding tables in graph order: Gather(table[V, D], ids) with V > 1 and D > 1. */
+export function embeddingViews(model: Model): EmbeddingView[] {
+  const out: EmbeddingView[] = [];
+  for (const n of model.graph) {
+    if (n.opType !== 'Gather' || (n.domain !== '' && n.domain !== 'ai.onnx') || n.getInt('axis', 0) !== 0) continue;
+    const t = constOf(n.input(0));
+    const ids = n.input(1);
+    if (!t || t.dims.length !== 2 || !ids || constOf(ids)) continue;
+    const [V, D] = [t.dims[0]!, t.dims[1]!];
+    if (V < 2 || D < 2) continue;
+    let precision = dtypeName(t.dataType);
+    if (t.dataType === DataType.INT8 || t.dataType === DataType.UINT8) {
+      // a per-row scale gathered with the same ids ([V, 1] table), or a DequantizeLinear after the Gather
+      const perRow = ids
+        .consumers()
+        .some((c) => c !== n && c.opType === 'Gather' && constOf(c.input(0))?.dims.join(',') === `${V},1`);
+      const dq = n.outputs[0]!.consumers().find((c) => c.opType === 'DequantizeLinear');
+      if (perRow) precision += ' per-row';
+      else if (dq) precision = kindOfScale(constOf(dq.input(1)), V, precision);
+    }
+    out.push({ name: n.input(0)!.name, rows: V, cols: D, precision, node: n });
+  }
+  return out;
+}

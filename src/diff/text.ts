@@ -131,6 +131,12 @@ export function diffText(d: ModelDiff, opts: TextOptions = {}): string {
   out.push(col('bold', 'totals'));
   for (const l of table([['', 'before', 'after', 'change'], ...totalsRows(d.totals, d.seq)], ['l', 'r', 'r', 'r']))
     out.push('  ' + l);
+  const emb = d.embeddings.filter((e) => e.before !== e.after);
+  if (emb.length)
+    out.push(
+      '',
+      `embeddings: ${emb.map((e) => `${e.name} [${e.rows}×${e.cols}] ${e.before ?? '-'} → ${e.after ?? '-'}`).join(', ')}`,
+    );
   if (d.fused.length)
     out.push('', `new fused and contrib ops: ${d.fused.map((f) => `${f.op} x${f.count}`).join(', ')}`);
   if (d.ops.length) out.push(`op counts: ${d.ops.map((o) => `${o.op} ${o.before}→${o.after}`).join(', ')}`);

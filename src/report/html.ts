@@ -93,6 +93,15 @@ export function diffSummaryHtml(d: ModelDiff): string {
   if (d.layers.length) parts.push(layerTable(d));
   else parts.push('<p>No encoder layer was recognized in either model.</p>');
   parts.push('<h3>Totals</h3>', totalsTable(d));
+  if (d.embeddings.length)
+    parts.push(
+      `<h3>Embedding tables</h3><table id="embeddings"><thead><tr><th>table</th><th class="num">rows × width</th><th>precision</th></tr></thead><tbody>${d.embeddings
+        .map(
+          (e) =>
+            `<tr${e.before !== e.after ? ' class="changed"' : ''}><td><code>${esc(e.name)}</code></td><td class="num">${e.rows} × ${e.cols}</td><td>${esc(e.before === e.after ? e.before : `${e.before ?? '-'} → ${e.after ?? '-'}`)}</td></tr>`,
+        )
+        .join('')}</tbody></table>`,
+    );
   if (d.fused.length)
     parts.push(
       `<p>New fused and contrib ops: ${d.fused.map((f) => `<code>${esc(f.op)}</code> x${f.count}`).join(', ')}</p>`,

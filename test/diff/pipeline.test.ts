@@ -36,3 +36,27 @@ test('real passes on the golden tiny model: prune API, then quantize and fuse th
   expect(Object.keys(d.passes)).toEqual(expect.arrayContaining(['quantize']));
   for (const n of d.nodes.added) expect(['quantize', 'fuse', 'prune']).toContain(n.pass);
 });
+
+test('embedding tables: the quantize pass on gather turns the tables to int8 rows with per-row scales', async () => {
+  const before = loadModel(TINY_MODEL);
+  const after = loadModel(TINY_MODEL);
+  await new PassManager().run(after, [{ pass: 'quantize', options: { ops: [{ name: 'gather' }] } }]);
+  const out = await runModel(serializeModel(after), devFeeds(DEV_JSONL, 2));
+  expect((out.logits!.data as Float32Array).every(Number.isFinite)).toBe(true);
+  const d = diffModels(before, after);
+  const word = d.embeddings.find((e) => e.rows === 30522)!;
+  expect(word).toEqual({
+    name: 'm.bert.embeddings.word_embeddings.weight',
+    rows: 30522,
+    cols: 128,
+    before: 'float32',
+    after: 'int8 per-row',
+  });
+  expect(d.layers.every((l) => !l.changed)).toBe(true);
+  // unchanged models list their tables, unchanged
+  expect(diffModels(before, loadModel(TINY_MODEL)).embeddings.map((e) => [e.rows, e.before, e.after])).toEqual([
+    [30522, 'float32', 'float32'],
+    [2, 'float32', 'float32'],
+    [512, 'float32', 'float32'],
+  ]);
+});
