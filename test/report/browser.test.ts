@@ -12,7 +12,8 @@ import { addHistograms, renderCompileHtml } from '../../src/report/compile-repor
 import { renderDiffHtml } from '../../src/report/html.js';
 import { compileTiny, diffTiny, significanceDetail } from './fixtures.js';
 
-const CHROMIUM = '/usr/bin/chromium';
+/** Debian's chromium (CI installs it); AXC_CHROMIUM overrides the path. */
+const CHROMIUM = process.env.AXC_CHROMIUM ?? '/usr/bin/chromium';
 const haveChromium = fs.existsSync(CHROMIUM);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'axc-browser-'));
 const shots = process.env.AXC_SCREENSHOTS ?? tmp;
