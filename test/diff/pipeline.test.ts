@@ -60,3 +60,24 @@ test('embedding tables: the quantize pass on gather turns the tables to int8 row
     [512, 'float32', 'float32'],
   ]);
 });
+
+test.each(['dense', 'gather'])(
+  'top-k attention (%s formulation) is read as the attention kind with its k',
+  async (formulation) => {
+    const before = loadModel(TINY_MODEL);
+    const after = loadModel(TINY_MODEL);
+    await new PassManager().run(after, [
+      { pass: 'topk-attention', options: { layers: { include: [0], exclude: [] }, k: 4, formulation } },
+    ]);
+    const d = diffModels(before, after);
+    expect(d.layers.map((l) => l.after?.attention)).toEqual(['top-k k=4', 'softmax']);
+    expect(d.layers.map((l) => [l.after?.heads, l.removedHeads])).toEqual([
+      [2, []],
+      [2, []],
+    ]);
+    expect(Object.keys(d.passes)).toEqual(['topk-attention']);
+    // the formulation really differs: gather selects V rows, dense scatters the kept probabilities
+    const op = formulation === 'gather' ? 'GatherElements' : 'ScatterElements';
+    expect(d.ops.find((o) => o.op === op)).toEqual({ op, before: 0, after: 1 });
+  },
+);
