@@ -1,7 +1,9 @@
 import { AxcError, diag } from '../src/diagnostics/index.js';
 import { registerPass, type PassContext, type PassDef, type PassResult } from '../src/pass/index.js';
 import { locOf, selectLayers, type LayerSelector, type NamedItem } from '../src/pass/types.js';
+import { decodeModel, serializeModel } from '../src/onnx/index.js';
 import { applyPrune } from './lib/prune-apply.js';
+import { compensationScales, type LayerScales } from './lib/prune-compensate.js';
 import { GateEvaluator, noWorseFraction, type Sample } from './lib/prune-eval.js';
 import { requireLayers } from './lib/prune-layers.js';
 import { allScores, elementsOf, lossScores, type ElementChoice } from './lib/prune-score.js';
@@ -58,6 +60,7 @@ export interface PruneOptions {
   rescore?: number;
   on?: string;
   layers?: LayerSelector;
+  compensate?: boolean;
 }
 
 /** One decision, for the report. */
@@ -490,10 +493,46 @@ export async function runPrune(ctx: PassContext, options: PruneOptions): Promise
   }
   const searchMs = performance.now() - t0;
   set = normalizePruneSet(set, layers);
+  let scales: LayerScales[] = [];
+  if (options.compensate) {
+    const samples = await loadSamples(ctx, dataName, 'prune', 'compensate');
+    scales = await compensationScales(ctx.model, layers, set, samples, ctx.threads ?? 2);
+    if (scales.length) {
+      const measure = async (sc: LayerScales[]) => {
+        const copy = decodeModel(serializeModel(ctx.model));
+        applyPrune(copy, requireLayers(copy), set, sc);
+        const cl = requireLayers(copy);
+        const e = await GateEvaluator.create(copy, cl, samples, {
+          groupSize: set.groupSize,
+          threads: ctx.threads ?? 2,
+          reuseHidden: false,
+        });
+        try {
+          return (await e.evaluate([emptyPruneSet(cl, set.groupSize)]))[0]!;
+        } finally {
+          await e.release();
+        }
+      };
+      const plain = best && ev?.samples.length === samples.length ? best : await measure([]);
+      const comp = await measure(scales);
+      const applied = comp.loss < plain.loss;
+      ctx.details.compensation = {
+        layers: scales.map((x) => x.layer),
+        lossWithout: r6(plain.loss),
+        lossWith: r6(comp.loss),
+        accuracyWithout: r6(plain.accuracy),
+        accuracyWith: r6(comp.accuracy),
+        applied,
+        ...(applied ? {} : { reason: 'the compensated model has a higher calibration loss' }),
+      };
+      if (applied) best = comp;
+      else scales = [];
+    }
+  }
   const totalParams = encoderParams(layers);
   const totalMacs = encoderMacs(layers, sig.groupSize);
   const macsRemoved = removedMacs(set, layers);
-  const stats = applyPrune(ctx.model, layers, set);
+  const stats = applyPrune(ctx.model, layers, set, scales);
   const changed = stats.paramsRemoved > 0 || stats.nodesRemoved > 0;
   // element indices moved: the scores follow them (as measured before pruning)
   if (changed) ctx.facts.set('significance', remapSignificance(sig, set, layers));
@@ -627,6 +666,12 @@ export const prune: PassDef<PruneOptions> = {
     },
     on: { type: 'data', summary: "Labelled data for greedy and budget (default: the significance step's data)" },
     layers: { type: 'layers', summary: 'Layers that may be pruned (default all)' },
+    compensate: {
+      type: 'boolean',
+      summary:
+        'Least-squares compensation (mask tuning): rescale kept heads and FFN neurons to reconstruct each block output on the data; applied only if it lowers the loss',
+      default: false,
+    },
   },
   requires: ['significance'],
   messages: {

@@ -44,6 +44,8 @@ export interface GateModel {
   hidden?: string;
   /** Names of the hidden-state outputs (hiddenOutputs), one per cut point (see cutPoints). */
   hiddenOutputs: string[];
+  /** Per-layer probe outputs (probeOutputs): gated `context_BSD`, gated `act_BSF`, branch outputs before the block gate. */
+  probes: LayerProbe[];
 }
 
 function expandMatrix(rows: number, cols: number, span: number): Float32Array {
@@ -61,6 +63,16 @@ export interface GateModelOptions {
   cut?: number;
   /** Add the hidden state entering every block as an output, to feed cut models. */
   hiddenOutputs?: boolean;
+  /** Add per-layer probes as outputs: gated context and activation, block branch outputs (for compensation). */
+  probeOutputs?: boolean;
+}
+
+export interface LayerProbe {
+  layer: number;
+  context?: string;
+  act?: string;
+  attnBranch?: string;
+  ffnBranch?: string;
 }
 
 /** A place where the gate model can be cut: the input of one block. */
@@ -119,6 +131,14 @@ export function buildGateModel(
     x.replaceAllUsesWith(hidden, { replaceGraphOutputs: false });
     hiddenName = hidden.name;
   }
+  const probes: LayerProbe[] = [];
+  const probe = (v: Value): string => {
+    if (opts.probeOutputs && !g.outputs.includes(v)) {
+      v.type ??= tensorType(DataType.FLOAT);
+      g.outputs.push(v);
+    }
+    return v.name;
+  };
   const b = new Builder(g, null, 'gates');
   const unsqueeze = (x: Value, axis: number, name: string): Value => {
     if (opset >= 13) return b.op1('Unsqueeze', [x, b.constInt64(`${name}_axes`, [axis])], { name });
@@ -134,6 +154,8 @@ export function buildGateModel(
   for (const l of cl) {
     if (cutIdx > 0 && l.index < cut.layer) continue;
     const a = cutIdx > 0 && l.index === cut.layer && cut.block === 'ffn' ? undefined : l.attention;
+    const pr: LayerProbe = { layer: l.index };
+    probes.push(pr);
     if (a) {
       const D = a.heads * a.headSize;
       const gate = addGate(l.index, 'heads', a.heads);
@@ -142,6 +164,8 @@ export function buildGateModel(
       const g_ND = b.op1('MatMul', [gate, E], { name: `gate_L${l.index}_heads_ND` });
       const g_N1D = unsqueeze(g_ND, 1, `gate_L${l.index}_heads_N1D`);
       const masked = b.op1('Mul', [a.context, g_N1D], { name: `gate_L${l.index}_context_BSD` });
+      pr.context = probe(masked);
+      pr.attnBranch = probe(a.branchOutput);
       a.o.matmul.replaceInput(0, masked);
       const bg = addGate(l.index, 'attention', 1);
       b.anchor = a.residualAdd;
@@ -158,6 +182,8 @@ export function buildGateModel(
       const g_NF = b.op1('MatMul', [gate, E], { name: `gate_L${l.index}_groups_NF` });
       const g_N1F = unsqueeze(g_NF, 1, `gate_L${l.index}_groups_N1F`);
       const masked = b.op1('Mul', [f.activation, g_N1F], { name: `gate_L${l.index}_act_BSF` });
+      pr.act = probe(masked);
+      pr.ffnBranch = probe(f.branchOutput);
       f.down.matmul.replaceInput(0, masked);
       const bg = addGate(l.index, 'ffn', 1);
       b.anchor = f.residualAdd;
@@ -184,6 +210,7 @@ export function buildGateModel(
       .map((v) => v.name),
     hidden: hiddenName,
     hiddenOutputs: opts.hiddenOutputs ? points.map((p) => cutInput(cl, p).name) : [],
+    probes,
   };
 }
 

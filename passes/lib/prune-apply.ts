@@ -1,4 +1,5 @@
-import { Builder, Node, Tensor, type Graph, type Model, type Value } from '../../src/ir/index.js';
+import { Builder, DataType, Node, Tensor, type Graph, type Model, type Value } from '../../src/ir/index.js';
+import type { LayerScales } from './prune-compensate.js';
 import { constInts } from './prune-layers.js';
 import {
   normalizePruneSet,
@@ -65,6 +66,21 @@ export function sliceRows(t: Tensor, keep: readonly number[], name: string): Ten
   });
 }
 
+/** Keep rows `keep` of a float32 [R, C] tensor, multiplying kept row j by `scale[j]`. */
+export function sliceRowsScaled(t: Tensor, keep: readonly number[], scale: readonly number[], name: string): Tensor {
+  const [, C] = t.dims as [number, number];
+  const k = [...keep];
+  const sc = [...scale];
+  return Tensor.lazy(name, t.dataType, [k.length, C], () => {
+    const src = t.toFloat32();
+    const out = new Float32Array(k.length * C);
+    k.forEach((r, j) => {
+      for (let c = 0; c < C; c++) out[j * C + c] = src[r * C + c]! * sc[j]!;
+    });
+    return new Uint8Array(out.buffer);
+  });
+}
+
 /** Replace input `index` of `node` with a new initializer holding `t` (the old value stays for other users). */
 function replaceConst(g: Graph, node: Node, index: number, t: Tensor): Value {
   const v = g.initializer(t.name, t);
@@ -81,9 +97,12 @@ function sliceLinearOut(g: Graph, l: Linear, keep: number[], tag: string): void 
   }
 }
 
-function sliceLinearIn(g: Graph, l: Linear, keep: number[], tag: string): void {
+function sliceLinearIn(g: Graph, l: Linear, keep: number[], tag: string, scale?: number[]): void {
   const w = l.weight.constValue!;
-  replaceConst(g, l.matmul, 1, sliceRows(w, keep, `${l.weight.name}_${tag}`));
+  const name = `${l.weight.name}_${tag}`;
+  if (scale && w.dataType !== DataType.FLOAT)
+    throw new Error(`compensation needs a float32 weight ('${l.weight.name}')`);
+  replaceConst(g, l.matmul, 1, scale ? sliceRowsScaled(w, keep, scale, name) : sliceRows(w, keep, name));
 }
 
 /**
@@ -122,7 +141,7 @@ function fixReshape(g: Graph, r: Node, pos: number, from: number, to: number): b
   return true;
 }
 
-function pruneHeads(g: Graph, a: PruneAttention, heads: readonly number[], tag: string): void {
+function pruneHeads(g: Graph, a: PruneAttention, heads: readonly number[], tag: string, scale?: Float64Array): void {
   const H = a.heads;
   const d = a.headSize;
   const kept = [...Array(H).keys()].filter((h) => !heads.includes(h));
@@ -130,7 +149,7 @@ function pruneHeads(g: Graph, a: PruneAttention, heads: readonly number[], tag: 
   sliceLinearOut(g, a.q, cols, tag);
   sliceLinearOut(g, a.k, cols, tag);
   sliceLinearOut(g, a.v, cols, tag);
-  sliceLinearIn(g, a.o, cols, tag);
+  sliceLinearIn(g, a.o, cols, tag, scale && cols.map((c) => scale[Math.floor(c / d)]!));
   for (const r of a.reshapes) {
     const s = constInts(r.input(1));
     if (!s) continue;
@@ -140,11 +159,11 @@ function pruneHeads(g: Graph, a: PruneAttention, heads: readonly number[], tag: 
   if (a.fused) a.fused.setAttr('num_heads', kept.length);
 }
 
-function pruneNeurons(g: Graph, f: PruneFfn, neurons: readonly number[], tag: string): void {
+function pruneNeurons(g: Graph, f: PruneFfn, neurons: readonly number[], tag: string, scale?: Float64Array): void {
   const drop = new Set(neurons);
   const kept = [...Array(f.size).keys()].filter((i) => !drop.has(i));
   sliceLinearOut(g, f.up, kept, tag);
-  sliceLinearIn(g, f.down, kept, tag);
+  sliceLinearIn(g, f.down, kept, tag, scale && kept.map((i) => scale[i]!));
 }
 
 /** Remove a residual block: the residual Add's result becomes its residual input (a post-norm LayerNorm stays). */
@@ -172,7 +191,12 @@ export function sweep(g: Graph): number {
  * Apply a prune set to a model in place. `layers` must describe this model. Returns what was removed.
  * A layer whose heads are all gone loses its attention block; likewise for FFN groups.
  */
-export function applyPrune(model: Model, layers: readonly PruneLayer[], set: PruneSet): PruneStats {
+export function applyPrune(
+  model: Model,
+  layers: readonly PruneLayer[],
+  set: PruneSet,
+  scales: readonly LayerScales[] = [],
+): PruneStats {
   const p = normalizePruneSet(set, layers);
   const g = model.graph;
   g.trackNames();
@@ -193,7 +217,7 @@ export function applyPrune(model: Model, layers: readonly PruneLayer[], set: Pru
       stats.attentionBlocksRemoved++;
       stats.headsRemoved += a.heads;
     } else if (a && lp.heads.length) {
-      pruneHeads(g, a, lp.heads, 'pruned');
+      pruneHeads(g, a, lp.heads, 'pruned', scales.find((x) => x.layer === l.index)?.heads);
       stats.headsRemoved += lp.heads.length;
     }
     const f = l.ffn;
@@ -205,7 +229,7 @@ export function applyPrune(model: Model, layers: readonly PruneLayer[], set: Pru
       const neurons = lp.groups.flatMap((gi) =>
         [...Array(p.groupSize).keys()].map((j) => gi * p.groupSize + j).filter((x) => x < f.size),
       );
-      pruneNeurons(g, f, neurons, 'pruned');
+      pruneNeurons(g, f, neurons, 'pruned', scales.find((x) => x.layer === l.index)?.neurons);
       stats.neuronsRemoved += neurons.length;
     }
   }

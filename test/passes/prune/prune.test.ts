@@ -238,3 +238,31 @@ describe('pruned models are recognized again', () => {
     expect(encoderParams(after)).toBe(total - removed);
   });
 });
+
+describe('prune: least-squares compensation', () => {
+  it('solveSpd solves a small positive definite system', async () => {
+    const { solveSpd } = await import('../../../passes/lib/prune-compensate.js');
+    const A = Float64Array.from([4, 1, 0, 1, 3, 1, 0, 1, 2]);
+    const x = solveSpd(A, Float64Array.from([1, 2, 3]), 3);
+    const r = [0, 1, 2].map((i) => A[i * 3]! * x[0]! + A[i * 3 + 1]! * x[1]! + A[i * 3 + 2]! * x[2]!);
+    r.forEach((v, i) => expect(v).toBeCloseTo([1, 2, 3][i]!, 4));
+  });
+
+  it('budget + compensate: applied only when it lowers the calibration loss; the model has the reported loss', async () => {
+    const m = tiny();
+    const { reports } = await runSteps(m, [
+      { pass: 'significance', options: { on: 'dev', elements: [{ name: 'heads' }, { name: 'ffn-groups', arg: 64 }] } },
+      { pass: 'prune', options: { budget: 0.3, 'max-drop': 5, rescore: 0, step: 0.3, compensate: true } },
+    ]);
+    const c = reports[1]!.details.compensation as {
+      applied: boolean;
+      lossWith: number;
+      lossWithout: number;
+      layers: number[];
+    };
+    expect(c.layers.length).toBeGreaterThan(0);
+    expect(c.applied).toBe(c.lossWith < c.lossWithout);
+    const after = await lossOf(m, await dev());
+    expect(after.loss).toBeCloseTo(c.applied ? c.lossWith : c.lossWithout, 4);
+  });
+});
