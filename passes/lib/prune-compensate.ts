@@ -114,8 +114,14 @@ export async function compensationScales(
       const fetchO: string[] = [];
       for (const w of want) {
         const pr = gm.probes.find((x) => x.layer === w.layer)!;
-        if (!w.attention && w.heads.length) (fetchP.push(pr.context!), fetchO.push(pr.attnBranch!));
-        if (!w.ffn && w.groups.length) (fetchP.push(pr.act!), fetchO.push(pr.ffnBranch!));
+        if (!w.attention && w.heads.length) {
+          fetchP.push(pr.context!);
+          fetchO.push(pr.attnBranch!);
+        }
+        if (!w.ffn && w.groups.length) {
+          fetchP.push(pr.act!);
+          fetchO.push(pr.ffnBranch!);
+        }
       }
       const outP = await session.run({ ...feeds, ...gateFeeds(gm, [p], part.length) }, fetchP);
       const outO = await session.run({ ...feeds, ...gateFeeds(gm, [empty], part.length) }, fetchO);
