@@ -89,8 +89,9 @@ async function runPlan(
   steps: PlanStep[],
   data: PlanDataProvider,
   threads: number,
+  facts?: Map<string, unknown>,
 ): Promise<{ reports: StepReport[]; ms: number; cpuS: number }> {
-  const pm = new PassManager({ data, threads });
+  const pm = new PassManager({ data, threads, ...(facts ? { facts } : {}) });
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   const reports = await pm.run(model, steps);
@@ -150,25 +151,38 @@ export async function benchPrune(opts: PruneBenchOptions): Promise<void> {
       log(`           ${pr!.summary}`);
       variants.push({ name: 'greedy', model: m, ms, note: '' });
     }
-    // 2. budget by loss, and 3. weight-norm at the same budget
+    // 2. budget by loss (scores measured once, shared by both runs), with and without compensation;
+    // 3. the weight-norm baseline at the same budget
     for (const budget of [0.4]) {
-      const m = clone();
-      const { reports, ms, cpuS } = await runPlan(
-        m,
+      const facts = new Map<string, unknown>();
+      const sig = await runPlan(
+        clone(),
         [
           {
             pass: 'significance',
             options: { on: 'cal', elements: [{ name: 'heads' }, { name: 'ffn-groups', arg: 64 }, { name: 'blocks' }] },
           },
-          { pass: 'prune', options: { budget, 'max-drop': 0.5 } },
         ],
         data,
         threads,
+        facts,
       );
-      log(
-        `   budget ${pct(budget)} by loss: ${(ms / 1000).toFixed(1)} s wall, ${cpuS.toFixed(1)} CPU s; ${reports[1]!.summary}`,
-      );
-      variants.push({ name: `budget ${pct(budget)} (loss)`, model: m, ms, note: '' });
+      log(`   significance (64-neuron groups): ${(sig.ms / 1000).toFixed(1)} s wall, ${sig.cpuS.toFixed(1)} CPU s`);
+      for (const compensate of [false, true]) {
+        const m = clone();
+        const { reports, ms, cpuS } = await runPlan(
+          m,
+          [{ pass: 'prune', options: { budget, 'max-drop': 0.5, compensate } }],
+          data,
+          threads,
+          new Map(facts),
+        );
+        const name = `budget ${pct(budget)} (loss${compensate ? ', comp.' : ''})`;
+        log(`   ${name}: search ${(ms / 1000).toFixed(1)} s wall, ${cpuS.toFixed(1)} CPU s; ${reports[0]!.summary}`);
+        const comp = reports[0]!.details.compensation as Record<string, unknown> | undefined;
+        if (comp) log(`      compensation: ${JSON.stringify(comp)}`);
+        variants.push({ name, model: m, ms, note: '' });
+      }
       const w = clone();
       const r2 = await runPlan(
         w,
@@ -189,12 +203,12 @@ export async function benchPrune(opts: PruneBenchOptions): Promise<void> {
     const lat1 = await latency(models, 1, 128, 40, threads);
     const lat32 = await latency(models, 32, 128, 6, threads);
     log(
-      `   ${'variant'.padEnd(26)} ${'held-out acc'.padStart(12)} ${'enc params'.padStart(11)} ${'file MB'.padStart(8)} ${'b1 ms'.padStart(7)} ${'b32 ms'.padStart(8)}`,
+      `   ${'variant'.padEnd(30)} ${'held-out acc'.padStart(12)} ${'enc params'.padStart(11)} ${'file MB'.padStart(8)} ${'b1 ms'.padStart(7)} ${'b32 ms'.padStart(8)}`,
     );
     const row = (name: string, m: Model, i: number, acc: number) => {
       const p = encoderParams(requireLayers(m));
       log(
-        `   ${name.padEnd(26)} ${pct(acc).padStart(12)} ${`${p} (-${pct(1 - p / params0)})`.padStart(11)} ${(serializeModel(m).length / 1e6).toFixed(2).padStart(8)} ${lat1[i]!.toFixed(2).padStart(7)} ${lat32[i]!.toFixed(1).padStart(8)}`,
+        `   ${name.padEnd(30)} ${pct(acc).padStart(12)} ${`${p} (-${pct(1 - p / params0)})`.padStart(11)} ${(serializeModel(m).length / 1e6).toFixed(2).padStart(8)} ${lat1[i]!.toFixed(2).padStart(7)} ${lat32[i]!.toFixed(1).padStart(8)}`,
       );
     };
     row('original', original, 0, acc0);
