@@ -292,7 +292,7 @@ function reattachInternalUses(nodes: readonly Node[], from: Value, to: Value): v
   for (const n of nodes) n.inputs.forEach((v, i) => v === to && n.replaceInput(i, from));
 }
 
-/** Take back a dense rewrite (the gather rewrite removed the MatMul and is not undone; the search uses dense). */
+/** Take back a dense or threshold rewrite (gather removed the MatMul and is not undone; the search trials dense). */
 function undoTopk(model: Model, a: Applied): void {
   a.to.replaceAllUsesWith(a.from);
   for (const n of [...a.nodes].reverse()) removeNode(n);
@@ -421,7 +421,9 @@ export async function runTopkAttention(ctx: PassContext, o: TopkAttentionOptions
     let step = 0;
     for (const core of todo) {
       ctx.progress('search', step++, todo.length);
-      const a = applyTopk(model, core, k, { renormalize: o.renormalize, formulation: 'dense' });
+      // gather removes the probs x V MatMul and cannot be undone: trials use dense (same numbers), redone on accept
+      const trialForm = formulation === 'gather' ? 'dense' : formulation;
+      const a = applyTopk(model, core, k, { renormalize: o.renormalize, formulation: trialForm });
       const trial = await datasetLoss(model, data, ctx.threads);
       const tol = o.tolerance ?? 0;
       const accept = trial.loss < cur.loss + tol;

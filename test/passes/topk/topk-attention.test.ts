@@ -211,6 +211,28 @@ describe('topk-attention on the golden SST-2 tiny model', () => {
     expect(topkScopes(strict)).toHaveLength((ctx.details.layers as number[]).length);
   });
 
+  for (const formulation of ['threshold', 'gather'] as const) {
+    it(`search keeps the requested formulation (${formulation}) for accepted layers`, async () => {
+      const data = await loadDataset({
+        name: 'dev',
+        format: 'jsonl',
+        path: DEV_JSONL,
+        label: 'label',
+        limit: 16,
+        batch: 16,
+      });
+      const model = loadModel(TINY_MODEL);
+      const ctx = context(model, { dev: data });
+      await runTopkAttention(ctx, { k: 2, search: true, on: 'dev', tolerance: 10, formulation });
+      const ops = model.graph.nodes().map((n) => n.opType);
+      expect(ops.filter((op) => op === 'ScatterElements')).toHaveLength(0);
+      expect(
+        ops.filter((op) => op === (formulation === 'gather' ? 'GatherElements' : 'GreaterOrEqual')).length,
+      ).toBeGreaterThanOrEqual(2);
+      expect(findAttentionCores(model).cores.every((c) => c.topk)).toBe(true);
+    });
+  }
+
   it('optimized onnxruntime session runs the rewritten model (seq axis dynamic)', async () => {
     const model = loadModel(TINY_MODEL);
     await runTopkAttention(context(model), { k: 4, formulation: 'gather' });
