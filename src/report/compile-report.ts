@@ -12,21 +12,14 @@ import type { Model } from '../ir/index.js';
 import { loadModel, serializeModel } from '../onnx/index.js';
 import type { DataDecl, VerifySpec } from '../pass/plan.js';
 import type { StepReport } from '../pass/manager.js';
-import type { OutputComparison, VerifyResult } from '../verify/compare.js';
+import { errorHistogram, type ErrorHistogram, type OutputComparison, type VerifyResult } from '../verify/compare.js';
+
+export { errorHistogram, type ErrorHistogram };
 import { PlanDataProvider } from '../verify/provider.js';
 import { runDataset } from '../verify/runner.js';
 import { bytesText, change, count, diffSummaryHtml, esc, page } from './html.js';
 
 export const REPORT_SCHEMA = 'axc.report/1';
-
-/** Counts of |compiled - original| per bin: bin 0 holds exact zeros, then decades [10^e, 10^(e+1)). */
-export interface ErrorHistogram {
-  /** Lower edges of the non-zero bins (powers of ten); errors below the first edge go to the first bin. */
-  edges: number[];
-  /** counts[0]: exactly equal elements; counts[i + 1]: elements with edges[i] <= error < edges[i + 1]. */
-  counts: number[];
-  elements: number;
-}
 
 export type OutputWithHistogram = OutputComparison & { histogram?: ErrorHistogram };
 
@@ -44,25 +37,6 @@ export interface CompileReportInput {
   /** The compiled model; with `before.path`, the report computes the diff summary when `diff` is absent. */
   model?: Model;
   diff?: ModelDiff;
-}
-
-const EDGES = Array.from({ length: 12 }, (_, i) => Number(`1e${i - 10}`)); // 1e-10 .. 1e1
-
-/** Histogram of element-wise absolute errors between two runs' outputs (decade bins, exact zeros apart). */
-export function errorHistogram(reference: ArrayLike<number>, candidate: ArrayLike<number>): ErrorHistogram {
-  const counts = new Array<number>(EDGES.length + 1).fill(0);
-  const n = Math.min(reference.length, candidate.length);
-  for (let i = 0; i < n; i++) {
-    const e = Math.abs(candidate[i]! - reference[i]!);
-    if (e === 0) counts[0]!++;
-    else if (!Number.isFinite(e)) counts[EDGES.length]!++;
-    else {
-      let b = Math.floor(Math.log10(e)) + 10;
-      b = Math.max(0, Math.min(EDGES.length - 1, b));
-      counts[b + 1]!++;
-    }
-  }
-  return { edges: EDGES, counts, elements: n };
 }
 
 /**

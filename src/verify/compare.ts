@@ -44,7 +44,36 @@ export interface OutputComparison {
   /** Required minimums from the spec, when given. */
   minCosine?: number;
   minArgmax?: number;
+  /** |compiled − original| per element in log-decade bins (for reports). */
+  histogram?: ErrorHistogram;
   pass: boolean;
+}
+
+/** Counts of |candidate − reference| per bin: bin 0 holds exact zeros, then decades [10^e, 10^(e+1)). */
+export interface ErrorHistogram {
+  /** Lower edges of the non-zero bins (powers of ten); errors below the first edge go to the first bin. */
+  edges: number[];
+  /** counts[0]: exactly equal elements; counts[i + 1]: elements with edges[i] <= error < edges[i + 1]. */
+  counts: number[];
+  elements: number;
+}
+
+const EDGES = Array.from({ length: 12 }, (_, i) => Number(`1e${i - 10}`)); // 1e-10 .. 1e1
+
+export function errorHistogram(reference: ArrayLike<number>, candidate: ArrayLike<number>): ErrorHistogram {
+  const counts = new Array<number>(EDGES.length + 1).fill(0);
+  const n = Math.min(reference.length, candidate.length);
+  for (let i = 0; i < n; i++) {
+    const e = Math.abs(candidate[i]! - reference[i]!);
+    if (e === 0) counts[0]!++;
+    else if (!Number.isFinite(e)) counts[EDGES.length]!++;
+    else {
+      let b = Math.floor(Math.log10(e)) + 10;
+      b = Math.max(0, Math.min(EDGES.length - 1, b));
+      counts[b + 1]!++;
+    }
+  }
+  return { edges: EDGES, counts, elements: n };
 }
 
 export interface TaskMetrics {
@@ -286,6 +315,7 @@ export function compareOutput(name: string, a: OutputRows, b: OutputRows, tol: O
     cosine: nonFinite ? NaN : cosine,
     worstRow: rowOf(b.offsets, worst),
     nonFinite,
+    histogram: errorHistogram(a.data, b.data),
     pass: true,
   };
   if (argmaxRows) {

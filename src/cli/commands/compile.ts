@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import { compile, PlanError, type CompileResult } from '../../compile.js';
 import { renderDiagnostics } from '../../diagnostics/index.js';
 import { renderVerifyResult } from '../../verify/index.js';
+import { writeCompileReports } from '../../report/compile-report.js';
 import { action, formatBytes, formatCount, isTTY, table, EXIT_OK, EXIT_USER } from '../util.js';
 
 interface CompileCliOptions {
@@ -128,17 +129,7 @@ export function register(program: Command): void {
 }
 
 async function writeReports(result: CompileResult, json?: string, html?: string): Promise<void> {
-  const reportModule = '../../report/compile-report.js';
-  const mod = (await import(reportModule).catch(() => undefined)) as
-    | { writeCompileReports?: (r: CompileResult, o: { json?: string; html?: string }) => Promise<void> | void }
-    | undefined;
-  if (mod?.writeCompileReports) return void (await mod.writeCompileReports(result, { json, html }));
-  if (json)
-    fs.writeFileSync(
-      json,
-      JSON.stringify({ schema: 'axc.report/0', steps: result.steps, verification: result.verification }, null, 2) +
-        '\n',
-    );
+  await writeCompileReports(result, { json, html });
 }
 
 export function summaryText(r: CompileResult): string {
