@@ -146,9 +146,25 @@ function pruneHeads(g: Graph, a: PruneAttention, heads: readonly number[], tag: 
   const d = a.headSize;
   const kept = [...Array(H).keys()].filter((h) => !heads.includes(h));
   const cols = kept.flatMap((h) => [...Array(d).keys()].map((j) => h * d + j));
-  sliceLinearOut(g, a.q, cols, tag);
-  sliceLinearOut(g, a.k, cols, tag);
-  sliceLinearOut(g, a.v, cols, tag);
+  if (a.fused) {
+    // packed QKV [D, 3*H*d]: keep the kept heads' columns of each of the three segments
+    const HD = H * d;
+    const packed = [0, 1, 2].flatMap((seg) => cols.map((c) => seg * HD + c));
+    const n = a.fused;
+    replaceConst(g, n, 1, sliceColumns(a.q.weight.constValue!, packed, `${a.q.weight.name}_${tag}`));
+    if (a.q.bias) replaceConst(g, n, 2, sliceRows(a.q.bias.constValue!, packed, `${a.q.bias.name}_${tag}`));
+    n.setAttr('num_heads', kept.length);
+    const qkv = n.getInts('qkv_hidden_sizes');
+    if (qkv)
+      n.setAttr(
+        'qkv_hidden_sizes',
+        qkv.map(() => kept.length * d),
+      );
+  } else {
+    sliceLinearOut(g, a.q, cols, tag);
+    sliceLinearOut(g, a.k, cols, tag);
+    sliceLinearOut(g, a.v, cols, tag);
+  }
   sliceLinearIn(g, a.o, cols, tag, scale && cols.map((c) => scale[Math.floor(c / d)]!));
   for (const r of a.reshapes) {
     const s = constInts(r.input(1));
@@ -156,7 +172,6 @@ function pruneHeads(g: Graph, a: PruneAttention, heads: readonly number[], tag: 
     if (s.length === 4) fixReshape(g, r, 2, H, kept.length);
     else if (s.length === 3) fixReshape(g, r, 2, H * d, kept.length * d);
   }
-  if (a.fused) a.fused.setAttr('num_heads', kept.length);
 }
 
 function pruneNeurons(g: Graph, f: PruneFfn, neurons: readonly number[], tag: string, scale?: Float64Array): void {

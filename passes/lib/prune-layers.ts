@@ -247,6 +247,48 @@ function recognizeAttention(softmax: Node, decl: (n: Node, why: string) => void)
   };
 }
 
+/** com.microsoft Attention(x, W_qkv [D, 3*H*d], b_qkv [3*H*d], mask) with num_heads, then the output projection. */
+function recognizeFusedAttention(n: Node, decl: (n: Node, why: string) => void): PruneAttention | undefined {
+  const w = n.input(1);
+  const bias = n.input(2);
+  const H = n.getInt('num_heads');
+  if (!isInitializer(w) || !H) return void decl(n, 'the fused attention has no constant QKV weight or no num_heads');
+  if (n.getInt('unidirectional', 0) || n.inputs.length > 4 || n.getInts('qkv_hidden_sizes'))
+    return void decl(
+      n,
+      'fused attention with past state, bias inputs beyond the mask, or qkv_hidden_sizes is not supported',
+    );
+  const W3 = dim(w, 1);
+  if (W3 === undefined || W3 % 3 !== 0 || (W3 / 3) % H !== 0)
+    return void decl(n, 'the QKV weight is not [D, 3 * num_heads * head size]');
+  const HD = W3 / 3;
+  const c = soleConsumer(n.output(0));
+  const o = c && c.input(0) === n.output(0) ? linearFromMatMul(c) : undefined;
+  if (!o) return void decl(n, 'no output projection (MatMul with a constant weight) after the fused attention');
+  const branchOutput = linearOutput(o);
+  const res = residualOf(branchOutput);
+  if (!res) return void decl(o.biasAdd ?? o.matmul, 'the output projection does not feed a residual Add');
+  const part = (k: number): Linear => {
+    const l: Linear = { matmul: n, weight: w, columns: [k * HD, (k + 1) * HD] };
+    if (isInitializer(bias)) l.bias = bias;
+    return l;
+  };
+  return {
+    heads: H,
+    headSize: HD / H,
+    q: part(0),
+    k: part(1),
+    v: part(2),
+    o,
+    context: n.output(0),
+    reshapes: [],
+    residualAdd: res.add,
+    residualInput: res.input,
+    branchOutput,
+    fused: n,
+  };
+}
+
 /** FFN blocks: up MatMul W[D, F] → bias → element-wise activation → down MatMul W[F, D] → bias → residual Add. */
 function recognizeFfn(up: Linear, D: number): PruneFfn | undefined {
   const F = dim(up.weight, 1);
@@ -300,8 +342,10 @@ export function recognizeLayers(model: Model): RecognizedLayers {
     if (a) attns.push(a);
   }
   for (const n of g) {
-    if (n.domain === 'com.microsoft' && n.opType === 'Attention')
-      decl(n, 'fused com.microsoft Attention is not supported by pruning yet (unfuse it first)');
+    if (n.domain === 'com.microsoft' && n.opType === 'Attention') {
+      const a = recognizeFusedAttention(n, decl);
+      if (a) attns.push(a);
+    }
   }
   const ffns: PruneFfn[] = [];
   const attnMatmuls = new Set<Node>();

@@ -110,8 +110,10 @@ export function weightScores(
       // a head: its Q/K/V columns (onnxsim's criterion); a block: every projection
       for (const lin of [a.q, a.k, a.v]) {
         const w = lin.weight.constValue!.toFloat32();
-        sum += columnsStat(w, HD, c0, c1, f);
-        count += (w.length / HD) * (c1 - c0);
+        const cols = lin.weight.constValue!.dims[1]!;
+        const off = lin.columns?.[0] ?? 0;
+        sum += columnsStat(w, cols, off + c0, off + c1, f);
+        count += (w.length / cols) * (c1 - c0);
       }
       if (e.kind === 'attention') {
         const w = a.o.weight.constValue!.toFloat32();

@@ -16,6 +16,8 @@ export interface Linear {
   /** The Add node adding the bias, when present. */
   biasAdd?: Node;
   bias?: Value;
+  /** For a packed weight (fused QKV): the columns [start, end) of `weight` (and `bias`) this projection uses. */
+  columns?: [number, number];
 }
 
 /** What pruning needs to know about one attention block. */
@@ -261,6 +263,8 @@ function linearParams(l: Linear): number {
 }
 
 export function attentionParams(a: PruneAttention): number {
+  // a fused attention packs Q, K and V into one weight: count it once
+  if (a.fused) return linearParams(a.q) + linearParams(a.o);
   return linearParams(a.q) + linearParams(a.k) + linearParams(a.v) + linearParams(a.o);
 }
 

@@ -118,6 +118,7 @@ describe('pruned model equals the gate-masked model on generated export variants
     ['sdpa-style scaling and mask', { attention: 'sdpa' }],
     ['decomposed LayerNorm (opset 14)', { layerNorm: 'decomposed' }],
     ['relu activation, 3 layers', { activation: 'relu', layers: 3 }],
+    ['fused com.microsoft Attention (packed QKV, num_heads)', { msAttention: true }],
   ];
   for (const [name, over] of variants) {
     it(name, async () => {
