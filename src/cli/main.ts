@@ -20,8 +20,10 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
-      // help and version exit 0; usage errors exit 1 (commander printed the message)
-      return e.exitCode === 0 ? 0 : 1;
+      // help and version exit 0; usage errors exit 1 (commander printed the message), except for `axc diff`,
+      // whose 1 means "the models differ" (like diff(1)): its errors exit 2
+      if (e.exitCode === 0) return 0;
+      return argv[2] === 'diff' ? 2 : 1;
     }
     return reportError(e);
   }
