@@ -392,7 +392,7 @@ async function budgetSearch(
 }
 
 export async function runPrune(ctx: PassContext, options: PruneOptions): Promise<PassResult> {
-  const layers = requireLayers(ctx.model);
+  const layers = requireLayers(ctx.model, (d) => ctx.report(d));
   const sig = getSignificance(ctx, layers);
   const { which, groupSize } = parseElements(options.elements, ctx, 'prune');
   const explicitGroups = options.elements?.find((e) => e.name === 'ffn-groups')?.arg;
@@ -676,6 +676,7 @@ export const prune: PassDef<PruneOptions> = {
   requires: ['significance'],
   messages: {
     AX3601: 'no prunable encoder layer recognized (names the nodes where recognition stopped)',
+    AX3608: 'a part of the model that looks like attention or FFN was not recognized, and why (note)',
     AX3603: 'the significance scores do not match the layers of the model any more',
     AX3604: 'unknown element name or a group size different from the scores',
     AX3606: 'no criterion, or more than one form',

@@ -125,7 +125,7 @@ export function significanceJson(sig: Significance): unknown {
 
 export async function runSignificance(ctx: PassContext, options: SignificanceOptions): Promise<PassResult> {
   const by = options.by ?? 'loss';
-  const layers = requireLayers(ctx.model);
+  const layers = requireLayers(ctx.model, (d) => ctx.report(d));
   const { which, groupSize } = parseElements(options.elements, ctx, 'significance');
   const selected = selectLayers(options.layers, layers.length);
   const elements = elementsOf(layers, which, groupSize, selected);
@@ -231,6 +231,7 @@ export const significance: PassDef<SignificanceOptions> = {
   provides: ['significance'],
   messages: {
     AX3601: 'no prunable encoder layer recognized (names the nodes where recognition stopped)',
+    AX3608: 'a part of the model that looks like attention or FFN was not recognized, and why (note)',
     AX3602: 'the data cannot be used: no label, no rows, or tensors instead of token ids',
     AX3604: 'unknown element name or bad group size',
     AX3605: 'scoring by loss or activation needs a data source (on NAME)',

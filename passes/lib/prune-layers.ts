@@ -1,4 +1,4 @@
-import { AxcError, diag, nodeLoc } from '../../src/diagnostics/index.js';
+import { AxcError, diag, nodeLoc, type Diagnostic } from '../../src/diagnostics/index.js';
 import type { Model, Node, Value } from '../../src/ir/index.js';
 import type { Linear, PruneAttention, PruneFfn, PruneLayer } from './prune-types.js';
 
@@ -387,9 +387,11 @@ export function recognizeLayers(model: Model): RecognizedLayers {
   return { layers, declines };
 }
 
-/** Recognize layers or throw AX3601 naming the nodes where recognition stopped. */
-export function requireLayers(model: Model): PruneLayer[] {
+/** Recognize layers or throw AX3601 naming the nodes where recognition stopped; other declines become notes. */
+export function requireLayers(model: Model, report?: (d: Diagnostic) => void): PruneLayer[] {
   const r = recognizeLayers(model);
+  if (report && r.layers.length)
+    for (const d of r.declines) report(diag('AX3608', 'note', `not prunable: ${d.reason}`, nodeLoc(d.node, d.op)));
   if (r.layers.length === 0) {
     const ds = r.declines.length
       ? r.declines.map((d) =>

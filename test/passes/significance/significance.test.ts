@@ -130,3 +130,19 @@ describe('significance', () => {
     expect(e!.diagnostics[0]!.location).toMatchObject({ kind: 'node', node: 'lonely_softmax' });
   });
 });
+
+describe('significance: partial recognition', () => {
+  it('a Softmax that is not attention becomes a note naming it (AX3608); the layers are still scored', async () => {
+    const m = tiny();
+    const logits = m.graph.outputs[0]!;
+    const probs = new Value('probs', tensorType(DataType.FLOAT, ['batch_size', 2]));
+    m.graph.append(new Node('', 'Softmax', [logits], [probs], 'classifier_softmax', { axis: -1 }));
+    m.graph.outputs.push(probs);
+    const { reports, facts } = await runSteps(m, [{ pass: 'significance', options: { by: 'weight-norm' } }]);
+    expect((facts.get('significance') as Significance).layers.length).toBe(2);
+    const notes = reports[0]!.diagnostics.filter((d) => d.code === 'AX3608');
+    expect(notes.length).toBe(1);
+    expect(notes[0]!.severity).toBe('note');
+    expect(notes[0]!.location).toMatchObject({ kind: 'node', node: 'classifier_softmax' });
+  });
+});
