@@ -151,6 +151,32 @@ export async function benchPrune(opts: PruneBenchOptions): Promise<void> {
       log(`           ${pr!.summary}`);
       variants.push({ name: 'greedy', model: m, ms, note: '' });
     }
+    // 1b. greedy with block scores only (parts tried in index order): the fast configuration
+    {
+      const m = clone();
+      const { reports, ms, cpuS } = await runPlan(
+        m,
+        [
+          { pass: 'significance', options: { on: 'cal', elements: [{ name: 'blocks' }] } },
+          {
+            pass: 'prune',
+            options: {
+              greedy: true,
+              tolerance: 1.1,
+              elements: [{ name: 'heads' }, { name: 'ffn-groups', arg: 128 }, { name: 'blocks' }],
+            },
+          },
+        ],
+        data,
+        threads,
+      );
+      const [sg, pr] = reports;
+      log(
+        `   greedy (block scores only): significance ${(sg!.ms / 1000).toFixed(1)} s (${sg!.stats.evaluations} evals) + search ${(pr!.ms / 1000).toFixed(1)} s (${pr!.stats.evaluations} evals) = ${(ms / 1000).toFixed(1)} s wall, ${cpuS.toFixed(1)} CPU s (load average ${os.loadavg()[0]!.toFixed(1)})`,
+      );
+      log(`           ${pr!.summary}`);
+      variants.push({ name: 'greedy (block scores)', model: m, ms, note: '' });
+    }
     // 2. budget by loss (scores measured once, shared by both runs), with and without compensation;
     // 3. the weight-norm baseline at the same budget
     for (const budget of [0.4]) {

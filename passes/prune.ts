@@ -393,9 +393,12 @@ async function budgetSearch(
 
 export async function runPrune(ctx: PassContext, options: PruneOptions): Promise<PassResult> {
   const layers = requireLayers(ctx.model, (d) => ctx.report(d));
-  const sig = getSignificance(ctx, layers);
+  const fact = getSignificance(ctx, layers);
   const { which, groupSize } = parseElements(options.elements, ctx, 'prune');
   const explicitGroups = options.elements?.find((e) => e.name === 'ffn-groups')?.arg;
+  // without group scores in the fact, 'ffn-groups(N)' chooses the group size (greedy then tries groups in order)
+  const hasGroupScores = fact.layers.some((l) => l.groupScores.length > 0);
+  const sig = explicitGroups !== undefined && !hasGroupScores ? { ...fact, groupSize } : fact;
   if (explicitGroups !== undefined && groupSize !== sig.groupSize)
     throw new AxcError(
       diag(
@@ -535,7 +538,7 @@ export async function runPrune(ctx: PassContext, options: PruneOptions): Promise
   const stats = applyPrune(ctx.model, layers, set, scales);
   const changed = stats.paramsRemoved > 0 || stats.nodesRemoved > 0;
   // element indices moved: the scores follow them (as measured before pruning)
-  if (changed) ctx.facts.set('significance', remapSignificance(sig, set, layers));
+  if (changed) ctx.facts.set('significance', remapSignificance(fact, set, layers));
   ctx.details.mode = mode;
   ctx.details.removed = describePruneSet(set);
   ctx.details.pruneSet = set;

@@ -266,3 +266,21 @@ describe('prune: least-squares compensation', () => {
     expect(after.loss).toBeCloseTo(c.applied ? c.lossWith : c.lossWithout, 4);
   });
 });
+
+describe('prune: greedy with block scores only', () => {
+  it('ffn-groups(N) sets the group size when the fact has no group scores; parts are tried in index order', async () => {
+    const m = tiny();
+    const { reports } = await runSteps(m, [
+      { pass: 'significance', options: { on: 'dev', elements: [{ name: 'blocks' }] } },
+      {
+        pass: 'prune',
+        options: { greedy: true, tolerance: 100, elements: [{ name: 'ffn-groups', arg: 256 }, { name: 'blocks' }] },
+      },
+    ]);
+    const ds = (reports[1]!.details.decisions as Decision[]).map((d) => d.element);
+    // tolerance 100: every rejected FFN block is tried group by group; 512 / 256 = 2 groups, in order
+    const l1 = ds.filter((e) => e.startsWith('L1.ffn-group'));
+    expect(l1.length === 0 || l1.join() === 'L1.ffn-group0,L1.ffn-group1' || l1.join() === 'L1.ffn-group0').toBe(true);
+    expect(ds.some((e) => e.includes('head'))).toBe(false);
+  });
+});
