@@ -153,7 +153,6 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
         ok = false;
         failures.push(...r.failures);
       }
-      log(`verify (${label}) on ${spec.data}: ${r.pass ? 'pass' : 'FAIL'}`);
     }
     return ok;
   };
@@ -178,6 +177,7 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   const afterStats = modelStats(model);
   const after: CompileResult['after'] = { bytes: 0, parameters: afterStats.parameters, nodes: afterStats.nodes };
   if (ok && opts.output) {
+    fs.mkdirSync(path.dirname(path.resolve(opts.output)), { recursive: true });
     const w = saveModel(model, opts.output, { inputPath: opts.model, externalData: opts.externalData });
     after.bytes = w.bytes + w.externalBytes;
     after.path = opts.output;
