@@ -153,6 +153,7 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
         ok = false;
         failures.push(...r.failures);
       }
+      if (opts.verifyEach) log(`verify ${label} on ${spec.data}: ${r.pass ? 'pass' : 'FAIL'}`);
     }
     return ok;
   };
