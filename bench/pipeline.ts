@@ -41,6 +41,8 @@ export interface PipelineOptions {
   /** Timed runs at batch 1 (batch 32 uses a fifth, at least 3). */
   runs?: number;
   threads?: number;
+  /** Also measure top-k attention's cost per formulation (default true). */
+  topk?: boolean;
   log?: (line: string) => void;
 }
 
@@ -259,5 +261,50 @@ export async function benchPipeline(o: PipelineOptions): Promise<string[]> {
       );
     }
   }
+  if (o.topk !== false && models[0]?.real) await benchTopk(models[0].file, o.cacheDir, heldOut, runs, threads, log);
   return lines;
+}
+
+/**
+ * What top-k attention (k = 16 in every layer) costs in onnxruntime, per formulation, at sequence 128 and 512:
+ * dense (TopK + ScatterElements), threshold (TopK + Where against the k-th value), gather (TopK + GatherElements of
+ * the k value rows + a small MatMul).
+ */
+export async function benchTopk(
+  model: string,
+  cacheDir: string,
+  heldOut: string,
+  runs: number,
+  threads: number,
+  log: (l: string) => void,
+): Promise<void> {
+  log('');
+  log(`== top-k attention (k 16, all layers) on ${model}: cost per formulation ==`);
+  const files = [model];
+  const names = new Map<string, string>([[model, 'original (dense softmax)']]);
+  for (const formulation of ['dense', 'threshold', 'gather'] as const) {
+    const m = loadModel(model);
+    await new PassManager().run(m, [{ pass: 'topk-attention', options: { k: 16, formulation } }]);
+    const file = path.join(cacheDir, `${path.basename(path.dirname(model))}.topk16-${formulation}.onnx`);
+    if (fs.existsSync(file)) fs.rmSync(file);
+    saveModel(m, file);
+    files.push(file);
+    names.set(file, `top-16 ${formulation}`);
+  }
+  for (const seq of [128, 512]) {
+    const r = await benchModels(files, {
+      batch: [1],
+      seq: [seq],
+      runs,
+      threads,
+      optimization: 'all',
+      ...(seq === 128 ? { data: [{ name: 'dev-odd', path: heldOut }] } : {}),
+    });
+    const rows = benchTable(r);
+    rows[0]![0] = 'variant';
+    for (let i = 1; i < rows.length; i++) rows[i]![0] = names.get(r.models[i - 1]!.path) ?? rows[i]![0]!;
+    const width = rows[0]!.map((_, c) => Math.max(...rows.map((x) => x[c]!.length)));
+    for (const x of rows)
+      log('  ' + x.map((c, i) => (i === 0 ? c.padEnd(width[i]!) : c.padStart(width[i]!))).join('  '));
+  }
 }
