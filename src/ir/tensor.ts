@@ -142,7 +142,10 @@ export class Tensor {
       sink(this.bytes());
       return;
     }
-    const buf = new Uint8Array(Math.min(pieceSize, s.range.length));
+    // one warm buffer for every streamed tensor: no page faults or zero-filling per tensor
+    if (!streamScratch || streamScratch.length < Math.min(pieceSize, s.range.length))
+      streamScratch = new Uint8Array(Math.max(pieceSize, 1 << 20));
+    const buf = streamScratch.subarray(0, Math.min(pieceSize, s.range.length));
     for (let at = 0; at < s.range.length; at += buf.length) {
       const piece = at + buf.length <= s.range.length ? buf : buf.subarray(0, s.range.length - at);
       s.range.read(piece, at);
@@ -297,6 +300,8 @@ export class Tensor {
     return Tensor.fromFloat32(name, [], [v]);
   }
 }
+
+let streamScratch: Uint8Array | undefined;
 
 export function asBytes(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
