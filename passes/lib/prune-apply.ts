@@ -249,5 +249,11 @@ export function applyPrune(
     }
   }
   stats.nodesRemoved = sweep(g);
+  // value_info shapes inside pruned blocks are stale (head and FFN widths changed): keep the element types only,
+  // onnxruntime infers the shapes again
+  if (stats.paramsRemoved > 0)
+    for (const v of g.valueInfo)
+      if (v.type?.kind === 'tensor' && v.type.shape && !v.isGraphInput() && !v.isGraphOutput())
+        v.type = { kind: 'tensor', elemType: v.type.elemType };
   return stats;
 }

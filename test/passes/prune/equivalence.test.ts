@@ -144,3 +144,20 @@ describe('pruned model equals the gate-masked model on generated export variants
     });
   }
 });
+
+describe('value_info after pruning', () => {
+  it('stale intermediate shapes are dropped (element types kept) and the model runs', async () => {
+    const m = clone(loadModel(TINY_MODEL));
+    const layers = recognizeLayers(m).layers;
+    const q = layers[0]!.attention!.q.biasAdd!.output(0);
+    q.type = { kind: 'tensor', elemType: 1, shape: ['batch_size', 'sequence_length', 128] };
+    m.graph.valueInfo.push(q);
+    applyPrune(m, layers, {
+      groupSize: 64,
+      layers: [{ layer: 0, attention: false, ffn: false, heads: [0], groups: [] }],
+    });
+    expect(q.type).toEqual({ kind: 'tensor', elemType: 1 });
+    const out = await run(serializeModel(m), devFeeds(DEV_JSONL, 2));
+    expect(out.length).toBe(4);
+  });
+});
