@@ -11,6 +11,9 @@
  * quantized at run time to uint8, in the form onnxruntime's x86 kernels run fastest (measured by
  * bench/quant-forms.ts, DEFAULT_ORT_FORM) or QDQ for other runtimes. int4: weight-only com.microsoft MatMulNBits.
  * gather: the table becomes int8 rows with a per-row scale (Gather on both, then Cast and Mul), 4x smaller.
+ * com.microsoft Attention (from `fuse attention`) counts as a matmul: its fused QKV weight [D, 3*H*d] is stored int8
+ * (per column or per tensor) and the node becomes DynamicQuantizeLinear + com.microsoft QAttention (QuantizeLinear with
+ * the calibrated range under static calibration); int4 and target onnx leave it float with a reason.
  * Static int8 (`calibration minmax|percentile|entropy on DATA`): QuantizeLinear/DequantizeLinear on activations with
  * ranges calibrated on the data, and on weights; onnxruntime turns it into integer kernels.
  *
@@ -36,6 +39,7 @@ import {
 } from '../src/pass/types.js';
 import { analyzeLayers, projections, type LayerAnalysis } from './analysis/layers.js';
 import { layersFact } from './analysis/analyze-layers.js';
+import { qAttentionDecline, rewriteQAttention } from './lib/attention-fusion.js';
 import { isConstInitializer } from './lib/graph-util.js';
 import {
   DEFAULT_ORT_FORM,
@@ -56,7 +60,14 @@ import {
   type QuantWeightValues,
 } from './lib/quant.js';
 import { calibrate, calibrationFeeds, captureValues, fakeQuantU8, u8Params } from './lib/quant-calib.js';
-import type { MatrixReport, MatrixRole, QuantizeOptions, SignificanceView } from './lib/quant-types.js';
+import type {
+  MatrixReport,
+  MatrixRole,
+  QuantMode,
+  QuantTarget,
+  QuantizeOptions,
+  SignificanceView,
+} from './lib/quant-types.js';
 
 const STAMP = 'quantize';
 /** Activation rows (tokens) used per matrix for the error report: enough for a stable figure, cheap in JS. */
@@ -89,7 +100,9 @@ function placeNodes(model: Model, ctx: PassContext): { places: Map<Node, Place>;
       const p = projections(l);
       for (const role of ['q', 'k', 'v', 'o', 'up', 'down'] as const) {
         const lin = p[role];
-        if (lin && lin.form !== 'fused-qkv') places.set(lin.matmul, { layer: l.index, role });
+        if (!lin) continue;
+        if (lin.form === 'fused-qkv') places.set(lin.matmul, { layer: l.index, role: 'qkv' });
+        else places.set(lin.matmul, { layer: l.index, role });
       }
     }
     if (a.head?.pooler) places.set(a.head.pooler.matmul, { role: 'pooler' });
@@ -112,7 +125,8 @@ function placeNodes(model: Model, ctx: PassContext): { places: Map<Node, Place>;
 
 interface Candidate {
   node: Node;
-  kind: 'matmul' | 'gemm' | 'gather';
+  /** attention: a com.microsoft Attention node; its weight is the fused QKV weight [D, 3*H*d]. */
+  kind: 'matmul' | 'gemm' | 'gather' | 'attention';
   weight: Value;
   /** Gemm transB=1: the weight is W_NK. */
   transposed: boolean;
@@ -131,14 +145,29 @@ function findCandidates(
   ops: Set<string>,
   places: Map<Node, Place>,
   declines: { node: Node; reason: string }[],
+  mode: QuantMode,
+  target: QuantTarget,
 ): Candidate[] {
   const out: Candidate[] = [];
   for (const n of g) {
     if (n.domain === 'com.microsoft' && n.opType === 'Attention' && ops.has('matmul')) {
-      declines.push({
-        node: n,
-        reason: 'its Q/K/V weights are fused inside com.microsoft Attention; quantize before `fuse attention`',
-      });
+      const why =
+        mode === 'int4'
+          ? 'int4: the fused Q/K/V weight has no 4-bit attention kernel (QAttention is int8); it stays float (add an int8 step: `quantize matmul int8`)'
+          : target === 'onnx'
+            ? 'target onnx: QAttention is a com.microsoft op; the fused Q/K/V weight stays float'
+            : qAttentionDecline(n);
+      if (why) declines.push({ node: n, reason: why });
+      else
+        out.push({
+          node: n,
+          kind: 'attention',
+          weight: n.input(1)!,
+          transposed: false,
+          x: n.input(0)!,
+          bias: null,
+          place: places.get(n) ?? { role: 'qkv' },
+        });
       continue;
     }
     if (n.domain !== '' && n.domain !== 'ai.onnx') continue;
@@ -195,7 +224,7 @@ function significanceOf(sig: SignificanceView | undefined, p: Place): number | u
   if (!sig || p.layer === undefined) return undefined;
   const l = sig.layers.find((x) => x.layer === p.layer);
   if (!l) return undefined;
-  const attention = ['q', 'k', 'v', 'o'].includes(p.role);
+  const attention = ['q', 'k', 'v', 'qkv', 'o'].includes(p.role);
   const ffn = p.role === 'up' || p.role === 'down';
   if (attention) return l.attention?.score ?? l.headScores?.reduce((a, s) => a + s.score, 0);
   if (ffn) return l.ffn?.score ?? l.groupScores?.reduce((a, s) => a + s.score, 0);
@@ -280,7 +309,7 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
 
   const { places, layerCount } = placeNodes(model, ctx);
   const declines: { node: Node; reason: string }[] = [];
-  const cands = findCandidates(g, ops, places, declines);
+  const cands = findCandidates(g, ops, places, declines, mode, target);
   const selected = new Set(selectLayers(opts.layers, layerCount));
   const explicitLayers = !!opts.layers && !opts.layers.all && opts.layers.include.length > 0;
   const reports = new Map<Candidate, MatrixReport>();
@@ -323,7 +352,8 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
       const q4 = quantizeNBits(w_KN, K, N, blockSize, opts.symmetric ?? true);
       prepared.set(c, { kind: 'int4', K, N, w_KN, deq_KN: dequantizeNBits(q4), int4: q4 });
     } else {
-      const q8 = quantizeInt8(w_KN, K, N, perChannel, mode === 'int8');
+      // QAttention: int8 weights (symmetric), whatever the mode says for MatMuls
+      const q8 = quantizeInt8(w_KN, K, N, perChannel, mode === 'int8' || c.kind === 'attention');
       prepared.set(c, { kind: 'int8', K, N, w_KN, deq_KN: dequantizeInt8(q8), int8: q8 });
     }
   }
@@ -358,16 +388,20 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
       node: c.node.name,
       op: c.node.opType,
       ...(c.place.layer !== undefined ? { layer: c.place.layer } : {}),
-      role: c.kind === 'gather' ? 'embedding' : c.place.role,
+      role: c.kind === 'gather' ? 'embedding' : c.kind === 'attention' ? 'qkv' : c.place.role,
       shape: [p.K, p.N],
       form:
         c.kind === 'gather'
           ? 'int8-rows'
-          : mode === 'int4'
-            ? 'matmul-nbits'
-            : calibration !== 'none'
-              ? 'static-qdq'
-              : form,
+          : c.kind === 'attention'
+            ? calibration !== 'none'
+              ? 'static-qattention'
+              : 'qattention'
+            : mode === 'int4'
+              ? 'matmul-nbits'
+              : calibration !== 'none'
+                ? 'static-qdq'
+                : form,
       relError: Number(relError.toPrecision(4)),
       errorOf,
       bytesBefore: c.weight.constValue!.byteLength,
@@ -402,15 +436,43 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
   const stats: Record<string, number> = { matricesQuantized: 0, keptFloat: kept.size, bytesBefore: 0, bytesAfter: 0 };
   const weightCache = new Map<Value, QuantWeightValues>();
   const actCache = new Map<Value, Value>();
+  const staticParams = new Map<Value, { scale: Value; zeroPoint: Value }>();
+  /** The calibrated scale and zero point of activation `x` as initializers (made once; new ones go to `made`). */
+  const staticParamsOf = (b: Builder, x: Value, made: Value[]): { scale: Value; zeroPoint: Value } => {
+    let sp = staticParams.get(x);
+    if (sp) return sp;
+    const r = ranges.get(x);
+    if (!r) throw new Error(`no calibrated range for '${x.name}'`);
+    const scale = b.scalarFloat(`${x.name}_scale`, r.scale);
+    const zeroPoint = b.initializer(
+      `${x.name}_zero_point`,
+      Tensor.fromUint8(`${x.name}_zero_point`, [], Uint8Array.of(r.zeroPoint)),
+    );
+    made.push(scale, zeroPoint);
+    sp = { scale, zeroPoint };
+    staticParams.set(x, sp);
+    return sp;
+  };
   for (const c of cands) {
     if (kept.has(c)) continue;
     const p = prepared.get(c)!;
     const n = c.node;
     const b = new Builder(g, n, STAMP);
     const base = c.weight.name;
-    let y: Value;
+    // the node's input now: an earlier rewrite may have replaced the value c.x (QAttention feeding the output
+    // projection); c.x stays the key of the captured activations and calibrated ranges
+    const x = n.input(c.kind === 'gather' ? 1 : 0)!;
+    let y: Value | undefined;
     let newWeights: Value[] = [];
-    if (p.kind === 'rows') {
+    if (c.kind === 'attention') {
+      const staticInput = calibration !== 'none' ? staticParamsOf(b, c.x, newWeights) : undefined;
+      const { weights: w } = rewriteQAttention(model, n, p.int8!, {
+        stamp: STAMP,
+        ...(staticInput ? { staticInput } : {}),
+      });
+      newWeights.push(w.q_KN, w.scale, w.zeroPoint);
+      if (!model.opsetImports.has('com.microsoft')) model.opsetImports.set('com.microsoft', 1);
+    } else if (p.kind === 'rows') {
       const rq = p.rows!;
       const tq = b.initializer(
         `${base}_int8`,
@@ -418,14 +480,14 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
       );
       const ts = b.initializer(`${base}_scale`, Tensor.fromFloat32(`${base}_scale`, [rq.V, 1], rq.scale_V1));
       newWeights = [tq, ts];
-      const rows_q = b.op1('Gather', [tq, c.x], { name: `${n.name}/Gather_int8` });
-      const scale_1 = b.op1('Gather', [ts, c.x], { name: `${n.name}/Gather_scale` });
+      const rows_q = b.op1('Gather', [tq, x], { name: `${n.name}/Gather_int8` });
+      const scale_1 = b.op1('Gather', [ts, x], { name: `${n.name}/Gather_scale` });
       const rows_f = b.op1('Cast', [rows_q], { name: `${n.name}/Cast`, attrs: { to: DataType.FLOAT } });
       y = b.op1('Mul', [rows_f, scale_1], { name: `${n.name}/dequantize` });
     } else if (p.kind === 'int4') {
       const q4 = p.int4!;
       const before = g.initializers.length;
-      y = emitMatMulNBits(b, c.x, q4, `${n.name}/${base}`, null);
+      y = emitMatMulNBits(b, x, q4, `${n.name}/${base}`, null);
       newWeights = g.initializers.slice(before);
       if (c.bias) y = b.op1('Add', [y, c.bias], { name: `${n.name}/bias` });
       if (!model.opsetImports.has('com.microsoft')) model.opsetImports.set('com.microsoft', 1);
@@ -438,28 +500,21 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
       }
       if (calibration !== 'none') {
         let xdq = actCache.get(c.x);
-        const r = ranges.get(c.x);
-        if (!r) throw new Error(`no calibrated range for '${c.x.name}'`);
         if (!xdq) {
-          const s = b.scalarFloat(`${c.x.name}_scale`, r.scale);
-          const z = b.initializer(
-            `${c.x.name}_zero_point`,
-            Tensor.fromUint8(`${c.x.name}_zero_point`, [], Uint8Array.of(r.zeroPoint)),
-          );
-          newWeights.push(s, z);
-          const xq = b.op1('QuantizeLinear', [c.x, s, z], { name: `${n.name}/QuantizeLinear` });
+          const { scale: s, zeroPoint: z } = staticParamsOf(b, c.x, newWeights);
+          const xq = b.op1('QuantizeLinear', [x, s, z], { name: `${n.name}/QuantizeLinear` });
           xdq = b.op1('DequantizeLinear', [xq, s, z], { name: `${n.name}/DequantizeLinear_x` });
           actCache.set(c.x, xdq);
         }
         y = emitInt8MatMul(b, 'qdq', xdq, w, n.name, c.bias);
       } else {
         const f = form;
-        y = emitInt8MatMul(b, f, c.x, w, n.name, c.bias);
+        y = emitInt8MatMul(b, f, x, w, n.name, c.bias);
         if (f !== 'qdq' && f !== 'matmul-integer' && !model.opsetImports.has('com.microsoft'))
           model.opsetImports.set('com.microsoft', 1);
       }
     }
-    replaceNode(g, n, y);
+    if (y) replaceNode(g, n, y);
     const r = reports.get(c)!;
     r.bytesAfter = bytesOf(newWeights);
     stats.bytesBefore! += r.bytesBefore;

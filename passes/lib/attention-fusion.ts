@@ -17,7 +17,7 @@ import { analyzeLayers, type LayerAnalysis, type LayerInfo, type Linear } from '
 import type { Fusion, FusionEnv, FusionResult } from '../fuse.js';
 import { constTensor } from './consts.js';
 import { removeNode } from './graph-util.js';
-import { quantizeInt8, quantWeightValues } from './quant.js';
+import { quantizeInt8, quantWeightValues, type QuantWeight, type QuantWeightValues } from './quant.js';
 
 export interface AttentionFusionOptions {
   /** Fuse only these layer indices (default: every recognized layer). */
@@ -514,53 +514,96 @@ export interface QuantizeAttentionResult {
   bytesAfter: number;
 }
 
+/** QAttention's attributes (onnxruntime contrib schema); Attention's others (qkv_hidden_sizes, ...) have no equivalent. */
+const QATTENTION_ATTRS = new Set([
+  'num_heads',
+  'unidirectional',
+  'do_rotary',
+  'past_present_share_buffer',
+  'mask_filter_value',
+  'scale',
+]);
+
+/** Why a com.microsoft Attention node cannot become QAttention, or undefined when it can. */
+export function qAttentionDecline(n: Node): string | undefined {
+  const w = constTensor(n.input(1));
+  if (!w || w.dataType !== DataType.FLOAT || w.dims.length !== 2)
+    return 'the QKV weight is not a constant float32 matrix';
+  if (n.inputs.length > 4 && n.inputs.slice(4).some((v) => v !== null))
+    return 'past state or attention bias inputs are not supported by this rewrite';
+  for (const k of n.attributes.keys())
+    if (!QATTENTION_ATTRS.has(k))
+      return `attribute ${k} has no QAttention equivalent${k === 'qkv_hidden_sizes' ? ' (V width differs from Q/K after pruning)' : ''}`;
+  return undefined;
+}
+
+/**
+ * Replace one com.microsoft Attention (checked with qAttentionDecline) by QAttention with the int8 weight `qw`
+ * (QuantWeight of the [D, 3*H*d] QKV weight). The input is quantized to uint8 at run time (DynamicQuantizeLinear), or
+ * with constant `staticInput` scale and zero point (QuantizeLinear, from calibration). Nodes are stamped `stamp`;
+ * the QAttention output takes the Attention output's name. Returns the new node and the initializers made.
+ */
+export function rewriteQAttention(
+  model: Model,
+  n: Node,
+  qw: QuantWeight,
+  opts: { stamp?: string; staticInput?: { scale: Value; zeroPoint: Value } } = {},
+): { node: Node; weights: QuantWeightValues } {
+  const g = model.graph;
+  const b = new Builder(g, n, opts.stamp ?? 'quantize');
+  let x_u8: Value, xScale: Value, xZero: Value;
+  if (opts.staticInput) {
+    xScale = opts.staticInput.scale;
+    xZero = opts.staticInput.zeroPoint;
+    x_u8 = b.op1('QuantizeLinear', [n.input(0), xScale, xZero], { name: `${n.name}/QuantizeLinear` });
+  } else
+    [x_u8, xScale, xZero] = b.op('DynamicQuantizeLinear', [n.input(0)], {
+      name: `${n.name}/DynamicQuantizeLinear`,
+      outputs: 3,
+    }) as [Value, Value, Value];
+  const wv = quantWeightValues(b, `${n.input(1)!.name}`, qw);
+  const attrs: Record<string, number | number[]> = {};
+  for (const [k, a] of n.attributes) {
+    if (a.data.type === AttrType.INT || a.data.type === AttrType.FLOAT || a.data.type === AttrType.INTS)
+      attrs[k] = a.data.value;
+  }
+  const y = b.op1(
+    'QAttention',
+    [x_u8, wv.q_KN, n.input(2), xScale, wv.scale, n.input(3) ?? null, xZero, wv.zeroPoint],
+    { domain: MS, name: `${n.name}/QAttention`, attrs },
+  );
+  const node = b.lastNode()!;
+  const out = n.output(0);
+  if (out.type) y.type = out.type;
+  const name = out.name;
+  out.replaceAllUsesWith(y);
+  removeNode(n);
+  y.name = name;
+  return { node, weights: wv };
+}
+
 /**
  * Turn every com.microsoft Attention with a constant float32 QKV weight into onnxruntime's int8 form: the input is
  * quantized at run time (DynamicQuantizeLinear, uint8) and the weight is stored int8 (symmetric, per tensor or per
- * output column). Meant for the quantize step after `fuse attention` (quantize_dynamic does the same for the
- * Attention nodes it finds).
+ * output column). The `quantize` pass does the same (with layer selection, keep-float and reports) through
+ * rewriteQAttention; this is the library call.
  */
 export function quantizeAttention(model: Model, opts: { perChannel?: boolean } = {}): QuantizeAttentionResult {
   const g = model.graph;
   const r: QuantizeAttentionResult = { quantized: 0, declined: [], bytesBefore: 0, bytesAfter: 0 };
   for (const n of g.nodes()) {
     if (n.opType !== 'Attention' || n.domain !== MS) continue;
-    const no = (reason: string) => r.declined.push({ layer: null, node: n.name, op: n.qualifiedOp, reason });
-    const w = constTensor(n.input(1));
-    if (!w || w.dataType !== DataType.FLOAT || w.dims.length !== 2) {
-      no('the QKV weight is not a constant float32 matrix');
+    const why = qAttentionDecline(n);
+    if (why) {
+      r.declined.push({ layer: null, node: n.name, op: n.qualifiedOp, reason: why });
       continue;
     }
-    if (n.inputs.length > 4 && n.inputs.slice(4).some((v) => v !== null)) {
-      no('past state or attention bias inputs are not supported by this rewrite');
-      continue;
-    }
+    const w = constTensor(n.input(1))!;
     const [K, N] = w.dims as [number, number];
     const qw = quantizeInt8(w.toFloat32(), K, N, opts.perChannel ?? true, true);
-    const b = new Builder(g, n, 'quantize');
-    const [x_u8, xScale, xZero] = b.op('DynamicQuantizeLinear', [n.input(0)], {
-      name: `${n.name}/DynamicQuantizeLinear`,
-      outputs: 3,
-    }) as [Value, Value, Value];
-    const wv = quantWeightValues(b, `${n.input(1)!.name}`, qw);
-    const attrs: Record<string, number | number[]> = {};
-    for (const [k, a] of n.attributes) {
-      if (a.data.type === AttrType.INT || a.data.type === AttrType.FLOAT || a.data.type === AttrType.INTS)
-        attrs[k] = a.data.value;
-    }
-    const y = b.op1(
-      'QAttention',
-      [x_u8, wv.q_KN, n.input(2), xScale, wv.scale, n.input(3) ?? null, xZero, wv.zeroPoint],
-      { domain: MS, name: `${n.name}/QAttention`, attrs },
-    );
-    const out = n.output(0);
-    if (out.type) y.type = out.type;
-    const name = out.name;
-    out.replaceAllUsesWith(y);
+    rewriteQAttention(model, n, qw);
     r.bytesBefore += w.byteLength;
     r.bytesAfter += K * N + qw.scale.length * 5;
-    removeNode(n);
-    y.name = name;
     r.quantized++;
   }
   g.invalidateNames();

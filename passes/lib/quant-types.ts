@@ -53,7 +53,19 @@ export interface SignificanceView {
 }
 
 /** Which projection of a layer a matrix is. */
-export type MatrixRole = 'q' | 'k' | 'v' | 'o' | 'up' | 'down' | 'pooler' | 'classifier' | 'embedding' | 'other';
+export type MatrixRole =
+  | 'q'
+  | 'k'
+  | 'v'
+  /** The fused Q/K/V weight of a com.microsoft Attention node. */
+  | 'qkv'
+  | 'o'
+  | 'up'
+  | 'down'
+  | 'pooler'
+  | 'classifier'
+  | 'embedding'
+  | 'other';
 
 /** One row of the per-matrix error report (ctx.details.matrices). */
 export interface MatrixReport {

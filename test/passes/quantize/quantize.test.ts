@@ -30,6 +30,11 @@ function fusedAttention(m: Model): void {
     { patterns: [{ name: 'attention' }] },
   );
 }
+const fused = () => {
+  const m = tiny();
+  fusedAttention(m);
+  return m;
+};
 const N = (...xs: string[]) => xs.map((name) => ({ name }));
 const EVAL = devFeeds(DEV_JSONL, 64, 0);
 const CALIB: Record<string, ort.Tensor>[] = [devFeeds(DEV_JSONL, 32, 200), devFeeds(DEV_JSONL, 32, 232)];
@@ -111,17 +116,108 @@ const invalid: Case[] = [
     },
   },
   {
-    name: 'after fuse attention: the fused Q/K/V weights are named as not quantized, the rest is',
-    model: () => {
-      const m = tiny();
-      fusedAttention(m);
-      return m;
-    },
+    name: 'after fuse attention: Attention becomes DynamicQuantizeLinear + QAttention (int8 QKV weight per column)',
+    model: fused,
     options: {},
-    ops: { 'com.microsoft.DynamicQuantizeMatMul': 2 * 3 + 2, 'com.microsoft.Attention': 2 },
-    messages: [['AX3301', 'fused inside com.microsoft Attention; quantize before `fuse attention`']],
+    ops: {
+      'com.microsoft.DynamicQuantizeMatMul': 2 * 3 + 2,
+      'com.microsoft.QAttention': 2,
+      'com.microsoft.Attention': 0,
+      DynamicQuantizeLinear: 2,
+    },
+    agree: 0.97,
+    maxDiff: 0.5,
+    shrink: 3.5,
+    check: (d, m) => {
+      const qkv = (d.matrices as MatrixReport[]).filter((r) => r.role === 'qkv');
+      expect(qkv.map((r) => [r.layer, r.form, r.shape])).toEqual([
+        [0, 'qattention', [128, 384]],
+        [1, 'qattention', [128, 384]],
+      ]);
+      for (const r of qkv) expect(r.bytesAfter).toBe(128 * 384 + 384 * 4 + 384);
+      for (const n of m.graph)
+        if (n.opType === 'QAttention' || n.opType === 'DynamicQuantizeLinear')
+          expect(n.metadataProps).toEqual([['axc.pass', 'quantize']]);
+    },
+  },
+  {
+    name: 'after fuse attention, per-tensor: one weight scale per QAttention',
+    model: fused,
+    options: { granularity: 'per-tensor' },
+    ops: { 'com.microsoft.QAttention': 2 },
     agree: 0.95,
     maxDiff: 0.5,
+    check: (_d, m) => {
+      for (const n of m.graph) if (n.opType === 'QAttention') expect(n.input(4)!.constValue!.dims).toEqual([]);
+    },
+  },
+  {
+    name: 'after fuse attention, except layers 0: layer 0 Attention stays float, layer 1 is QAttention',
+    model: fused,
+    options: { layers: { include: [], exclude: [0] } },
+    ops: { 'com.microsoft.QAttention': 1, 'com.microsoft.Attention': 1, 'com.microsoft.DynamicQuantizeMatMul': 3 + 2 },
+    agree: 0.95,
+    maxDiff: 0.5,
+    check: (d) => {
+      const qkv = (d.matrices as MatrixReport[]).filter((r) => r.role === 'qkv');
+      expect(qkv.map((r) => [r.layer, r.form, r.kept])).toEqual([
+        [0, 'float', 'except layer 0'],
+        [1, 'qattention', undefined],
+      ]);
+    },
+  },
+  {
+    name: 'after fuse attention, keep-float 1 by significance: the most significant attention block stays float',
+    model: fused,
+    options: { 'keep-float': 1 },
+    facts: new Map<string, unknown>([
+      [
+        'significance',
+        {
+          layers: [
+            { layer: 0, attention: { score: 0.1 }, ffn: { score: 0.2 } },
+            { layer: 1, attention: { score: 0.9 }, ffn: { score: 0.3 } },
+          ],
+        } satisfies SignificanceView,
+      ],
+    ]),
+    ops: { 'com.microsoft.QAttention': 1, 'com.microsoft.Attention': 1 },
+    agree: 0.97,
+    check: (d, m) => {
+      const kept = (d.matrices as MatrixReport[]).filter((r) => r.form === 'float');
+      expect(kept.map((r) => `${r.layer}.${r.role}`)).toEqual(['1.qkv']);
+      const att = m.graph.nodes().find((n) => n.opType === 'Attention')!;
+      expect(att.name).toContain('layer.1');
+    },
+  },
+  {
+    name: 'after fuse attention, static calibration: QAttention reads a QuantizeLinear with the calibrated range',
+    model: fused,
+    options: { calibration: 'minmax', on: 'calib' },
+    ops: { 'com.microsoft.QAttention': 2, DynamicQuantizeLinear: 0 },
+    agree: 0.9,
+    maxDiff: 1,
+    check: (d, m) => {
+      for (const n of m.graph)
+        if (n.opType === 'QAttention') {
+          expect(n.input(0)!.producer()!.opType).toBe('QuantizeLinear');
+          expect(n.input(3)!.constValue).toBeDefined(); // input scale: a constant
+        }
+      const qkv = (d.matrices as MatrixReport[]).filter((r) => r.role === 'qkv');
+      expect(qkv.map((r) => [r.form, r.errorOf])).toEqual([
+        ['static-qattention', 'output'],
+        ['static-qattention', 'output'],
+      ]);
+    },
+  },
+  {
+    name: 'after fuse attention, int4: Attention declined naming the node (no 4-bit attention), the rest MatMulNBits',
+    model: fused,
+    options: { mode: 'int4' },
+    ops: { 'com.microsoft.MatMulNBits': 2 * 3 + 2, 'com.microsoft.Attention': 2 },
+    messages: [['AX3301', '(Attention): int4: the fused Q/K/V weight has no 4-bit attention kernel']],
+    agree: 0.85,
+    maxDiff: 1.5,
   },
   {
     name: 'int4 MatMulNBits, block 32, symmetric',
