@@ -224,17 +224,35 @@ export async function benchPrune(opts: PruneBenchOptions): Promise<void> {
       );
       log(`   budget ${pct(budget)} by weight-norm (baseline): ${r2.reports[1]!.summary}`);
       variants.push({ name: `budget ${pct(budget)} (weight-norm)`, model: w, note: '' });
+      // the same ranking with the data guard (max-drop on the calibration half) and compensation
+      const wc = clone();
+      const r3 = await runPlan(
+        wc,
+        [
+          {
+            pass: 'significance',
+            options: { by: 'weight-norm', elements: [{ name: 'heads' }, { name: 'ffn-groups', arg: 64 }] },
+          },
+          { pass: 'prune', options: { budget, on: 'cal', 'max-drop': 0.5, compensate: true } },
+        ],
+        data,
+        threads,
+      );
+      log(`   budget ${pct(budget)} by weight-norm, guarded on data, compensated: ${r3.reports[1]!.summary}`);
+      const comp3 = r3.reports[1]!.details.compensation as Record<string, unknown> | undefined;
+      if (comp3) log(`      compensation: ${JSON.stringify(comp3)}`);
+      variants.push({ name: `budget ${pct(budget)} (w-norm, guard, comp.)`, model: wc, note: '' });
     }
     const models = [original, ...variants.map((v) => v.model)];
     const lat1 = await latency(models, 1, 128, 40, threads);
     const lat32 = await latency(models, 32, 128, 6, threads);
     log(
-      `   ${'variant'.padEnd(30)} ${'held-out acc'.padStart(12)} ${'enc params'.padStart(11)} ${'file MB'.padStart(8)} ${'b1 ms'.padStart(7)} ${'b32 ms'.padStart(8)}`,
+      `   ${'variant'.padEnd(34)} ${'held-out acc'.padStart(12)} ${'enc params'.padStart(11)} ${'file MB'.padStart(8)} ${'b1 ms'.padStart(7)} ${'b32 ms'.padStart(8)}`,
     );
     const row = (name: string, m: Model, i: number, acc: number) => {
       const p = encoderParams(requireLayers(m));
       log(
-        `   ${name.padEnd(30)} ${pct(acc).padStart(12)} ${`${p} (-${pct(1 - p / params0)})`.padStart(11)} ${(serializeModel(m).length / 1e6).toFixed(2).padStart(8)} ${lat1[i]!.toFixed(2).padStart(7)} ${lat32[i]!.toFixed(1).padStart(8)}`,
+        `   ${name.padEnd(34)} ${pct(acc).padStart(12)} ${`${p} (-${pct(1 - p / params0)})`.padStart(11)} ${(serializeModel(m).length / 1e6).toFixed(2).padStart(8)} ${lat1[i]!.toFixed(2).padStart(7)} ${lat32[i]!.toFixed(1).padStart(8)}`,
       );
     };
     row('original', original, 0, acc0);
