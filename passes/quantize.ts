@@ -1,16 +1,20 @@
 /**
- * `quantize`: int8 / int4 weights for MatMul and Gemm, int8 embedding tables, static int8 with calibration.
+ * `quantize`: int8 / int4 weights for MatMul, Gemm and fused attention, int8 / int4 embedding tables, static int8.
  *
  *   quantize matmul int8 per-channel except layers 0
  *   quantize matmul, gemm, gather int8 per-channel on calib keep-float 2
  *   quantize matmul int4 block-size 32
  *   quantize matmul int8 calibration entropy on calib
  *   quantize matmul int8 qdq target onnx
+ *   quantize gather int4 block-size 32
  *
  * Dynamic int8 (default): the weight is stored int8 (per tensor or per output column) and the activation is
  * quantized at run time to uint8, in the form onnxruntime's x86 kernels run fastest (measured by
  * bench/quant-forms.ts, DEFAULT_ORT_FORM) or QDQ for other runtimes. int4: weight-only com.microsoft MatMulNBits.
- * gather: the table becomes int8 rows with a per-row scale (Gather on both, then Cast and Mul), 4x smaller.
+ * gather: the table becomes int8 rows with a per-row scale (Gather on both, then Cast and Mul), 4x smaller; with
+ * `int4`, 4-bit codes in blocks of `block-size` along each row with a float scale per block (and 4-bit zero points
+ * when not symmetric), 6.4x smaller at block 32: com.microsoft GatherBlockQuantized for onnxruntime, or for target
+ * onnx standard ops (Gather the packed bytes, unpack through a 256 x 2 lookup table, scale per block).
  * com.microsoft Attention (from `fuse attention`) counts as a matmul: its fused QKV weight [D, 3*H*d] is stored int8
  * (per column or per tensor) and the node becomes DynamicQuantizeLinear + com.microsoft QAttention (QuantizeLinear with
  * the calibrated range under static calibration); int4 and target onnx leave it float with a reason.
@@ -53,11 +57,16 @@ import {
   quantWeightValues,
   quantizeInt8,
   quantizeNBits,
+  dequantizeRows4,
+  emitRows4Gather,
   quantizeRows,
+  quantizeRows4,
   relL2,
   weightKN,
   type Int8Form,
   type QuantWeightValues,
+  type Rows4,
+  type Rows4Form,
 } from './lib/quant.js';
 import { calibrate, calibrationFeeds, captureValues, fakeQuantU8, u8Params } from './lib/quant-calib.js';
 import type {
@@ -280,15 +289,18 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
   if (ops.size === 0) for (const s of ['matmul', 'gemm']) ops.add(s);
   const exceptOps = names(opts['except-ops']);
   let form: Int8Form = opts.form && opts.form !== 'auto' ? opts.form : target === 'onnx' ? 'qdq' : DEFAULT_ORT_FORM;
+  /** int4 embedding tables: onnxruntime's one-node lookup, or standard ops that unpack the nibbles. */
+  const rows4Form: Rows4Form = target === 'onnx' ? 'nibbles' : 'gather-block-quantized';
 
   // option combinations
-  if (mode === 'int4' && (target === 'onnx' || calibration !== 'none'))
+  const int4Matrices = mode === 'int4' && (ops.has('matmul') || ops.has('gemm'));
+  if ((int4Matrices && target === 'onnx') || (mode === 'int4' && calibration !== 'none'))
     throw new AxcError(
       diag(
         'AX3303',
         'error',
-        target === 'onnx'
-          ? 'int4 uses com.microsoft MatMulNBits, which target onnx (standard ops only) does not allow'
+        calibration === 'none'
+          ? 'int4 MatMul/Gemm use com.microsoft MatMulNBits, which target onnx (standard ops only) does not allow (int4 embedding tables alone can: `quantize gather int4 target onnx`)'
           : 'int4 is weight-only; calibration applies to static int8 only',
         where,
       ),
@@ -309,7 +321,18 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
 
   const { places, layerCount } = placeNodes(model, ctx);
   const declines: { node: Node; reason: string }[] = [];
-  const cands = findCandidates(g, ops, places, declines, mode, target);
+  const cands = findCandidates(g, ops, places, declines, mode, target).filter((c) => {
+    if (c.kind !== 'gather' || mode !== 'int4') return true;
+    const D = c.weight.constValue!.dims[1]!;
+    const why =
+      D % 2 !== 0
+        ? `int4: its table width ${D} is odd (two 4-bit codes a byte)`
+        : rows4Form === 'nibbles' && D % blockSize !== 0
+          ? `int4, target onnx: its table width ${D} is not a multiple of block-size ${blockSize}`
+          : undefined;
+    if (why) declines.push({ node: c.node, reason: why });
+    return !why;
+  });
   const selected = new Set(selectLayers(opts.layers, layerCount));
   const explicitLayers = !!opts.layers && !opts.layers.all && opts.layers.include.length > 0;
   const reports = new Map<Candidate, MatrixReport>();
@@ -326,7 +349,7 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
 
   // quantize in JS (for the error report and the rewrite)
   interface Prepared {
-    kind: 'int8' | 'int4' | 'rows';
+    kind: 'int8' | 'int4' | 'rows' | 'rows4';
     K: number;
     N: number;
     w_KN: Float32Array;
@@ -334,9 +357,18 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
     int8?: ReturnType<typeof quantizeInt8>;
     int4?: ReturnType<typeof quantizeNBits>;
     rows?: ReturnType<typeof quantizeRows>;
+    rows4?: Rows4;
   }
   const prepared = new Map<Candidate, Prepared>();
   for (const c of cands) {
+    if (c.kind === 'gather' && mode === 'int4') {
+      const t = c.weight.constValue!;
+      const [V, D] = t.dims as [number, number];
+      const f = t.toFloat32();
+      const q4 = quantizeRows4(f, V, D, blockSize, opts.symmetric ?? true);
+      prepared.set(c, { kind: 'rows4', K: V, N: D, w_KN: f, deq_KN: dequantizeRows4(q4), rows4: q4 });
+      continue;
+    }
     if (c.kind === 'gather') {
       const t = c.weight.constValue!;
       const [V, D] = t.dims as [number, number];
@@ -392,7 +424,9 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
       shape: [p.K, p.N],
       form:
         c.kind === 'gather'
-          ? 'int8-rows'
+          ? mode === 'int4'
+            ? `int4-rows (${rows4Form})`
+            : 'int8-rows'
           : c.kind === 'attention'
             ? calibration !== 'none'
               ? 'static-qattention'
@@ -472,6 +506,12 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
       });
       newWeights.push(w.q_KN, w.scale, w.zeroPoint);
       if (!model.opsetImports.has('com.microsoft')) model.opsetImports.set('com.microsoft', 1);
+    } else if (p.kind === 'rows4') {
+      const r4 = emitRows4Gather(b, rows4Form, x, p.rows4!, base, n.name);
+      y = r4.y;
+      newWeights = r4.weights;
+      if (rows4Form === 'gather-block-quantized' && !model.opsetImports.has('com.microsoft'))
+        model.opsetImports.set('com.microsoft', 1);
     } else if (p.kind === 'rows') {
       const rq = p.rows!;
       const tq = b.initializer(
@@ -555,7 +595,11 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
       ),
     );
   ctx.details.matrices = list;
-  ctx.details.form = mode === 'int4' ? 'matmul-nbits' : calibration !== 'none' ? `static-qdq (${calibration})` : form;
+  const matrixForm =
+    mode === 'int4' ? 'matmul-nbits' : calibration !== 'none' ? `static-qdq (${calibration})` : (form as string);
+  const tableForm = mode === 'int4' ? `int4-rows (${rows4Form})` : 'int8-rows';
+  const anyMatrices = ops.has('matmul') || ops.has('gemm');
+  ctx.details.form = [...(anyMatrices ? [matrixForm] : []), ...(ops.has('gather') ? [tableForm] : [])].join(' + ');
   if (keptBy) ctx.details.keptFloatBy = keptBy;
   const mb = (x: number) => (x / 1e6).toFixed(2);
   return {
@@ -567,12 +611,12 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
 
 export const quantizePass: PassDef<QuantizeOptions> = {
   name: 'quantize',
-  summary: 'int8/int4 weights for MatMul and Gemm, int8 embedding tables, static int8 with calibration',
+  summary: 'int8/int4 weights for MatMul, Gemm and fused Attention, int8/int4 embedding tables, static int8',
   positional: 'ops',
   options: {
     ops: {
       type: 'names',
-      summary: 'what to quantize: matmul, gemm (rank-2 weights), gather (embedding tables)',
+      summary: 'what to quantize: matmul (with fused Attention), gemm (rank-2 weights), gather (embedding tables)',
       values: ['matmul', 'gemm', 'gather'],
       default: [{ name: 'matmul' }, { name: 'gemm' }],
     },
@@ -597,7 +641,12 @@ export const quantizePass: PassDef<QuantizeOptions> = {
     },
     layers: { type: 'layers', summary: 'layers to quantize (default all; `except layers N` leaves N in float)' },
     'except-ops': { type: 'names', summary: 'op types (MatMul, Gemm, Gather) or node names left in float' },
-    'block-size': { type: 'integer', summary: 'int4 block size along K (power of 2)', min: 16, default: 32 },
+    'block-size': {
+      type: 'integer',
+      summary: 'int4 block size (power of 2): along K for matrices, along each row for tables',
+      min: 16,
+      default: 32,
+    },
     symmetric: { type: 'boolean', summary: 'int4: symmetric blocks (no zero points)', default: true },
     'keep-float': {
       type: 'number',

@@ -31,6 +31,11 @@ describe('quantize and fuse from plan text', () => {
       mode: 'int4',
       'block-size': 64,
     });
+    expect(lower('quantize gather int4 block-size 32\n').steps[0]!.options).toMatchObject({
+      ops: [{ name: 'gather' }],
+      mode: 'int4',
+      'block-size': 32,
+    });
     expect(lower('quantize matmul qdq target onnx keep-float 25%\n').steps[0]!.options).toMatchObject({
       form: 'qdq',
       target: 'onnx',

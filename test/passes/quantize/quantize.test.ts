@@ -1,10 +1,11 @@
 import type * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { modelText, type Model } from '../../../src/ir/index.js';
+import { modelText, Tensor, type Model } from '../../../src/ir/index.js';
 import { loadModel, serializeModel } from '../../../src/onnx/index.js';
 import type { DataProvider } from '../../../src/pass/index.js';
 import '../../../passes/quantize.js';
 import { runFuse } from '../../../passes/fuse.js';
+import { dequantizeRows4, quantizeRows4 } from '../../../passes/lib/quant.js';
 import type { MatrixReport, SignificanceView } from '../../../passes/lib/quant-types.js';
 import { devFeeds } from '../../support/ort.js';
 import { DEV_JSONL, TINY_MODEL } from '../../support/paths.js';
@@ -65,6 +66,17 @@ const valid: Case[] = [
     messages: [['AX3302', 'every candidate was kept in float (except ops)']],
   },
   {
+    name: 'int4 tables, target onnx, block-size wider than the tables: each table declined naming its node',
+    options: { ops: N('gather'), mode: 'int4', target: 'onnx', 'block-size': 256 },
+    messages: [
+      [
+        'AX3301',
+        "did not quantize '/m/bert/embeddings/word_embeddings/Gather' (Gather): int4, target onnx: its table width 128 is not a multiple of block-size 256",
+      ],
+      ['AX3302', 'no gather node has a constant rank-2 float weight'],
+    ],
+  },
+  {
     name: 'gemm only, with alpha != 1: declined naming the node',
     model: () => {
       const m = tiny();
@@ -80,6 +92,7 @@ const valid: Case[] = [
 ];
 
 const FLOAT_MATMULS = 12;
+const GATHERS = opCounts(tiny()).Gather ?? 0;
 const invalid: Case[] = [
   ...(['dynamic-quantize-matmul', 'matmul-integer-to-float', 'matmul-integer', 'qdq'] as const).map((form): Case => ({
     name: `int8 per-channel, form ${form}`,
@@ -243,6 +256,57 @@ const invalid: Case[] = [
     maxDiff: 0.2,
     shrink: 3.8,
   },
+  {
+    name: 'embedding tables int4: com.microsoft GatherBlockQuantized, block 32, symmetric (6x smaller)',
+    options: { ops: N('gather'), mode: 'int4' },
+    ops: { Gather: GATHERS - 3, 'com.microsoft.GatherBlockQuantized': 3 },
+    agree: 0.97,
+    maxDiff: 0.5,
+    shrink: 6,
+    check: (d, m) => {
+      expect(d.form).toBe('int4-rows (gather-block-quantized)');
+      const ms = d.matrices as MatrixReport[];
+      expect(ms.map((r) => [r.role, r.form, r.shape])).toEqual([
+        ['embedding', 'int4-rows (gather-block-quantized)', [30522, 128]],
+        ['embedding', 'int4-rows (gather-block-quantized)', [2, 128]],
+        ['embedding', 'int4-rows (gather-block-quantized)', [512, 128]],
+      ]);
+      // 4 bits a value + one float scale per 32 values
+      expect(ms[0]!.bytesAfter).toBe(30522 * 64 + 30522 * 4 * 4);
+      for (const r of ms) expect(r.relError).toBeLessThan(0.15);
+      for (const n of m.graph)
+        if (n.opType === 'GatherBlockQuantized') {
+          expect([n.getInt('bits', 0), n.getInt('block_size', 0), n.inputs.length]).toEqual([4, 32, 3]);
+          expect(n.metadataProps).toEqual([['axc.pass', 'quantize']]);
+        }
+    },
+  },
+  {
+    name: 'embedding tables int4, block 64, asymmetric: packed 4-bit zero points',
+    options: { ops: N('gather'), mode: 'int4', 'block-size': 64, symmetric: false },
+    ops: { 'com.microsoft.GatherBlockQuantized': 3 },
+    agree: 0.97,
+    maxDiff: 0.5,
+    shrink: 6,
+    check: (_d, m) => {
+      const n = m.graph.nodes().find((x) => x.opType === 'GatherBlockQuantized')!;
+      expect(n.input(3)!.constValue!.dims).toEqual([30522, 1]); // 2 blocks of 64: one byte of zero points a row
+    },
+  },
+  {
+    name: 'embedding tables int4, target onnx: standard ops only (packed bytes, lookup unpack, block scales)',
+    options: { ops: N('gather'), mode: 'int4', target: 'onnx' },
+    // per table: the packed rows, the 256 x 2 nibble lookup and the block scales
+    ops: { Gather: GATHERS + 3 * 2, 'com.microsoft.GatherBlockQuantized': 0 },
+    agree: 0.97,
+    maxDiff: 0.5,
+    shrink: 6,
+    check: (d, m) => {
+      expect(d.form).toBe('int4-rows (nibbles)');
+      expect(m.graph.nodes().filter((n) => n.domain !== '' && n.domain !== 'ai.onnx')).toEqual([]);
+      expect(m.opsetImports.has('com.microsoft')).toBe(false);
+    },
+  },
   ...(['minmax', 'percentile', 'entropy'] as const).map((calibration): Case => ({
     name: `static int8, calibration ${calibration}`,
     options: { calibration, on: 'calib' },
@@ -350,6 +414,40 @@ describe('quantize: invalid (rewritten), checked in onnxruntime on dev rows', ()
 describe('quantize: options and determinism', () => {
   it('int4 with target onnx is refused (MatMulNBits is com.microsoft)', async () => {
     await expect(runPass(tiny(), 'quantize', { mode: 'int4', target: 'onnx' })).rejects.toThrow(/AX3303/);
+  });
+  it('int4 matmul with target onnx is refused even alongside tables; int4 tables alone are allowed', async () => {
+    await expect(
+      runPass(tiny(), 'quantize', { ops: N('matmul', 'gather'), mode: 'int4', target: 'onnx' }),
+    ).rejects.toThrow(/AX3303.*MatMulNBits/);
+    const { result } = await runPass(tiny(), 'quantize', { ops: N('gather'), mode: 'int4', target: 'onnx' });
+    expect(result.changed).toBe(true);
+  });
+  it('int4 tables: GatherBlockQuantized, the standard-ONNX form and the float model on the JS-dequantized tables agree', async () => {
+    const opts = { ops: N('gather'), mode: 'int4', symmetric: false, 'block-size': 32 };
+    const ort1 = tiny();
+    await runPass(ort1, 'quantize', opts);
+    const std = tiny();
+    await runPass(std, 'quantize', { ...opts, target: 'onnx' });
+    // reference: the float model whose tables are replaced by what the int4 codes stand for
+    const ref = tiny();
+    for (const n of ref.graph.nodes()) {
+      const t = n.opType === 'Gather' ? n.input(0)?.constValue : undefined;
+      if (!t || t.dims.length !== 2 || t.dims[1] !== 128) continue;
+      const [V, D] = t.dims as [number, number];
+      const deq = dequantizeRows4(quantizeRows4(t.toFloat32(), V, D, 32, false));
+      n.replaceInput(0, ref.graph.initializer(`${n.input(0)!.name}_deq`, Tensor.fromFloat32('t', [V, D], deq)));
+    }
+    const [a, b, c] = await Promise.all([run(ort1, EVAL), run(std, EVAL), run(ref, EVAL)]);
+    expect(maxAbsDiff(a, c)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(b, c)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(c, await floatLogits)).toBeGreaterThan(1e-3); // the tables really changed
+  });
+  it('int8 matmuls then int4 tables: the whole tiny model about 6x smaller', async () => {
+    const m = tiny();
+    const before = serializeModel(m).length;
+    await runPass(m, 'quantize', {});
+    await runPass(m, 'quantize', { ops: N('gather'), mode: 'int4' });
+    expect(before / serializeModel(m).length).toBeGreaterThan(5.5);
   });
   it('calibration without data is refused', async () => {
     await expect(runPass(tiny(), 'quantize', { calibration: 'minmax' })).rejects.toThrow(/AX3304.*on NAME/);
