@@ -597,9 +597,15 @@ export async function runQuantize(ctx: PassContext, opts: QuantizeOptions): Prom
   ctx.details.matrices = list;
   const matrixForm =
     mode === 'int4' ? 'matmul-nbits' : calibration !== 'none' ? `static-qdq (${calibration})` : (form as string);
+  const attentionForm = cands.some((c) => c.kind === 'attention' && !kept.has(c))
+    ? ` + ${calibration !== 'none' ? 'static-' : ''}qattention`
+    : '';
   const tableForm = mode === 'int4' ? `int4-rows (${rows4Form})` : 'int8-rows';
   const anyMatrices = ops.has('matmul') || ops.has('gemm');
-  ctx.details.form = [...(anyMatrices ? [matrixForm] : []), ...(ops.has('gather') ? [tableForm] : [])].join(' + ');
+  ctx.details.form = [
+    ...(anyMatrices ? [matrixForm + attentionForm] : []),
+    ...(ops.has('gather') ? [tableForm] : []),
+  ].join(' + ');
   if (keptBy) ctx.details.keptFloatBy = keptBy;
   const mb = (x: number) => (x / 1e6).toFixed(2);
   return {

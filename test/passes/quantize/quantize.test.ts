@@ -142,6 +142,7 @@ const invalid: Case[] = [
     maxDiff: 0.5,
     shrink: 3.5,
     check: (d, m) => {
+      expect(d.form).toBe('dynamic-quantize-matmul + qattention');
       const qkv = (d.matrices as MatrixReport[]).filter((r) => r.role === 'qkv');
       expect(qkv.map((r) => [r.layer, r.form, r.shape])).toEqual([
         [0, 'qattention', [128, 384]],
