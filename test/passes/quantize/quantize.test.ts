@@ -466,6 +466,16 @@ describe('quantize: options and determinism', () => {
     await runPass(b, 'quantize', { ops: N('matmul', 'gemm', 'gather') });
     expect(Buffer.compare(serializeModel(a), serializeModel(b))).toBe(0);
   });
+  it('same input, byte-identical output: fused attention to QAttention, then int4 tables in both forms', async () => {
+    const once = async (target: string) => {
+      const m = fused();
+      await runPass(m, 'quantize', {});
+      await runPass(m, 'quantize', { ops: N('gather'), mode: 'int4', symmetric: false, target });
+      return serializeModel(m);
+    };
+    for (const target of ['onnxruntime', 'onnx'])
+      expect(Buffer.compare(await once(target), await once(target)), target).toBe(0);
+  });
   it('the whole model with embeddings shrinks about 4x', async () => {
     const m = tiny();
     const before = serializeModel(m).length;
