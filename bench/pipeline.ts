@@ -11,7 +11,7 @@
  *   axc passes (no Python onnxruntime here): SkipLayerNormalization and BiasGelu fusions (the optimizer fuses no
  *   attention on current Hugging Face exports), then dynamic int8 MatMulInteger with per-tensor weight scales for
  *   every MatMul, and int8 embedding tables (quantize_dynamic also quantizes Gather);
- * - axc quantize+fuse: golden/plans/full.ax (fuse com.microsoft Attention, Gelu and BiasGelu, then dynamic int8 in
+ * - axc quantize+fuse: golden/plans/speed.ax (fuse com.microsoft Attention, Gelu and BiasGelu, then dynamic int8 in
  *   axc's measured-fastest form with per-channel scales, embeddings int8), then QAttention for the fused QKV weight
  *   (passes/lib/attention-fusion.ts quantizeAttention, called here directly while the quantize pass does not);
  * - axc prune+quantize+fuse (BERT-mini, when the prune pass is registered): heads and FFN pruned by significance
@@ -59,7 +59,8 @@ data held = jsonl "${dev}" label "label" split odd
 significance on sig
 prune budget 50% params max-drop 0.4 on sig
 fuse attention, gelu, bias-gelu
-quantize matmul, gather
+quantize matmul
+quantize gather int4 block-size 32
 verify on held: accuracy drop <= 0.5 points
 `;
 
@@ -155,7 +156,7 @@ export async function benchPipeline(o: PipelineOptions): Promise<string[]> {
       .filter((l) => l.trim() && (JSON.parse(l) as { idx: number }).idx % 2 === 1)
       .join('\n') + '\n',
   );
-  const fullPlan = path.join(o.root, 'golden/plans/full.ax');
+  const fullPlan = path.join(o.root, 'golden/plans/speed.ax');
   const planDir = path.join(o.root, 'golden/plans');
   log('ORT-tools-equivalent is an EMULATION with axc passes (no Python onnxruntime here): SkipLayerNormalization +');
   log("BiasGelu fusion (no attention fusion, as onnxruntime's optimizer on current HF exports) + quantize_dynamic");
