@@ -25,7 +25,7 @@ function runWorker(args: string[]): CodecFigures {
   return JSON.parse(out.trim().split('\n').pop()!) as CodecFigures;
 }
 
-export function benchCodec(models: string[], repeats = 3): string[] {
+export function benchCodec(models: string[], repeats = 5): string[] {
   const lines: string[] = [];
   const baseline = runWorker(['--baseline']).peakRss;
   lines.push(`node + axc baseline RSS: ${(baseline / 1e6).toFixed(0)} MB`);

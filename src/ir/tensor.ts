@@ -136,7 +136,7 @@ export class Tensor {
    * Pass the raw bytes to `sink` in order, without keeping them: file-backed tensors are read in pieces into one
    * reused buffer, so writing a model never holds its weights in memory. `sink` must consume each chunk at once.
    */
-  writeTo(sink: (chunk: Uint8Array) => void, pieceSize = 1 << 24): void {
+  writeTo(sink: (chunk: Uint8Array) => void, pieceSize = 1 << 22): void {
     const s = this.storage;
     if (s.kind !== 'file' || this.cachedBytes) {
       sink(this.bytes());

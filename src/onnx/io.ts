@@ -26,14 +26,14 @@ export interface LoadOptions {
   buffer?: Uint8Array;
   /**
    * Keep large initializers in the file (read when needed, streamed on write) instead of reading the whole file.
-   * Default: when the file is at least 64 MiB. The file must not change while the model is in use.
+   * Default: when the file is at least 8 MiB. The file must not change while the model is in use.
    */
   stream?: boolean;
   /** Initializers of at least this many bytes stay in the file when streaming (default 64 KiB). */
   streamThreshold?: number;
 }
 
-const STREAM_FILE_SIZE = 64 << 20;
+const STREAM_FILE_SIZE = 8 << 20;
 
 /** Read an ONNX model. Weights stay views into the file buffer; external data is read lazily, confined to the model's folder. */
 export function loadModel(file: string, opts: LoadOptions = {}): Model {
