@@ -606,15 +606,51 @@ export interface EmbeddingView {
 }
 
 /** Embedding tables in graph order: Gather(table[V, D], ids) with V > 1 and D > 1. */
+/**
+ * The block size when a uint8 Gather is the standard-ops 4-bit form (packed bytes → Cast → Gather on a [256, 2]
+ * nibble table → Reshape to [-1, blocks, block]), else undefined.
+ */
+function int4NibbleTable(n: Node): number | undefined {
+  const t = constOf(n.input(0));
+  if (!t || t.dataType !== DataType.UINT8) return undefined;
+  const cast = n.outputs[0]!.consumers().find((c) => c.opType === 'Cast');
+  const lut = cast?.outputs[0]!.consumers().find(
+    (c) => c.opType === 'Gather' && constOf(c.input(0))?.dims.join(',') === '256,2',
+  );
+  const reshape = lut?.outputs[0]!.consumers().find((c) => c.opType === 'Reshape');
+  const shape = reshape ? constOf(reshape.input(1)) : undefined;
+  if (!shape || shape.numElements !== 3) return undefined;
+  return shape.toNumbers()[2];
+}
+
 export function embeddingViews(model: Model): EmbeddingView[] {
   const out: EmbeddingView[] = [];
   for (const n of model.graph) {
+    // 4-bit tables: com.microsoft GatherBlockQuantized (packed codes [V, D/2], scales [V, blocks])
+    if (n.domain === 'com.microsoft' && n.opType === 'GatherBlockQuantized' && n.getInt('gather_axis', 0) === 0) {
+      const t = constOf(n.input(0));
+      const scales = constOf(n.input(2));
+      if (t && scales && t.dims.length === 2) {
+        const bits = n.getInt('bits', 4);
+        const block = n.getInt('block_size', 128);
+        const cols = t.dataType === DataType.UINT8 ? (t.dims[1]! * 8) / bits : t.dims[1]!;
+        out.push({ name: n.input(0)!.name, rows: t.dims[0]!, cols, precision: `int${bits} block ${block}`, node: n });
+      }
+      continue;
+    }
     if (n.opType !== 'Gather' || (n.domain !== '' && n.domain !== 'ai.onnx') || n.getInt('axis', 0) !== 0) continue;
     const t = constOf(n.input(0));
     const ids = n.input(1);
     if (!t || t.dims.length !== 2 || !ids || constOf(ids)) continue;
     const [V, D] = [t.dims[0]!, t.dims[1]!];
     if (V < 2 || D < 2) continue;
+    // the standard-ops 4-bit form: a lookup of the gathered bytes in a [256, 2] nibble table is not a table itself
+    if (V === 256 && D === 2 && ids.producer()?.opType === 'Cast') continue;
+    const nibbles = int4NibbleTable(n);
+    if (nibbles) {
+      out.push({ name: n.input(0)!.name, rows: V, cols: D * 2, precision: `int4 block ${nibbles}`, node: n });
+      continue;
+    }
     let precision = dtypeName(t.dataType);
     if (t.dataType === DataType.INT8 || t.dataType === DataType.UINT8) {
       // a per-row scale gathered with the same ids ([V, 1] table), or a DequantizeLinear after the Gather
