@@ -175,3 +175,31 @@ describe('axc inspect and convert', () => {
     }
   });
 });
+
+describe("the README's quick start", () => {
+  it('compiles the bundled model with golden/plans/full.ax: smaller, verified on held-out rows, reproducible', () => {
+    const dir = tmp();
+    const out = path.join(dir, 'out', 'sst2-tiny.onnx');
+    const r = axc(
+      'compile',
+      TINY_MODEL,
+      '-p',
+      path.join(GOLDEN, 'plans/full.ax'),
+      '-o',
+      out,
+      '--report',
+      path.join(dir, 'r.json'),
+    );
+    expect(r.code).toBe(0);
+    for (const step of ['cleanup', 'significance', 'prune', 'fuse', 'quantize'])
+      expect(r.stdout).toMatch(new RegExp(`\\n  ${step}\\s`));
+    expect(r.stdout).toMatch(/verify on 'dev' \(436 rows\): PASS/);
+    expect(fs.statSync(out).size).toBeLessThan(fs.statSync(TINY_MODEL).size / 4);
+    const report = JSON.parse(fs.readFileSync(path.join(dir, 'r.json'), 'utf8')) as { schema: string; ok: boolean };
+    expect(report.schema).toBe('axc.report/1');
+    expect(report.ok).toBe(true);
+    const again = path.join(dir, 'again.onnx');
+    expect(axc('compile', TINY_MODEL, '-p', path.join(GOLDEN, 'plans/full.ax'), '-o', again, '-q').code).toBe(0);
+    expect(Buffer.compare(fs.readFileSync(out), fs.readFileSync(again))).toBe(0);
+  });
+});
