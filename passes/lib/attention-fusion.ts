@@ -13,7 +13,19 @@
  */
 import { diag, nodeLoc, type Diagnostic } from '../../src/diagnostics/index.js';
 import { AttrType, Builder, DataType, Tensor, type Model, type Node, type Value } from '../../src/ir/index.js';
-import { analyzeLayers, type LayerAnalysis, type LayerInfo, type Linear } from '../analysis/layers.js';
+import { analyzeLayers, type AttentionInfo, type LayerAnalysis, type Linear } from '../analysis/layers.js';
+
+/** What the fusion needs of a layer: its attention block and its position (complete or attention-only layers). */
+type AttnLayer = { index: number; attention: AttentionInfo };
+
+/** Complete layers and the attention-only layers pruning leaves (whose FFN block was removed), in stream order. */
+function attentionLayers(an: LayerAnalysis): AttnLayer[] {
+  const partial = an.partialLayers
+    .filter((p) => p.attention)
+    .map((p) => ({ index: p.position, attention: p.attention! }));
+  const full = an.layers.map((l) => ({ index: l.position, attention: l.attention }));
+  return [...full, ...partial].sort((a, b) => a.index - b.index);
+}
 import type { Fusion, FusionEnv, FusionResult } from '../fuse.js';
 import { constTensor } from './consts.js';
 import { removeNode } from './graph-util.js';
@@ -226,7 +238,7 @@ function biasOf(l: Linear): Float32Array | string {
 }
 
 /** Nodes on the block's data path, whose outputs must not escape. */
-function blockNodes(l: LayerInfo): Node[] {
+function blockNodes(l: AttnLayer): Node[] {
   const a = l.attention;
   const out: Node[] = [];
   const add = (n: Node | undefined) => n && !out.includes(n) && out.push(n);
@@ -250,9 +262,9 @@ function blockNodes(l: LayerInfo): Node[] {
   return out;
 }
 
-type Plan = { layer: LayerInfo; mask?: Value } | { decline: AttentionDecline };
+type Plan = { layer: AttnLayer; mask?: Value } | { decline: AttentionDecline };
 
-function planLayer(l: LayerInfo, model: Model): Plan {
+function planLayer(l: AttnLayer, model: Model): Plan {
   const a = l.attention;
   const no = (n: Node, reason: string): Plan => ({
     decline: { layer: l.index, node: n.name, op: n.qualifiedOp, reason },
@@ -322,8 +334,8 @@ export function fuseAttention(
     op: u.op,
     reason: `not recognized as a layer: ${u.reason}`,
   }));
-  const plans: { layer: LayerInfo; mask?: Value }[] = [];
-  for (const l of an.layers) {
+  const plans: { layer: AttnLayer; mask?: Value }[] = [];
+  for (const l of attentionLayers(an)) {
     if (opts.layers && !opts.layers.includes(l.index)) continue;
     const p = planLayer(l, model);
     if ('decline' in p) declined.push(p.decline);
@@ -354,7 +366,7 @@ export function fuseAttention(
 /** Build the com.microsoft Attention node of a layer with `b`; the mask Cast is shared through `maskIndex`. */
 function buildAttention(
   model: Model,
-  l: LayerInfo,
+  l: AttnLayer,
   mask: Value | undefined,
   b: Builder,
   maskIndex = sharedMasks(model),
@@ -450,15 +462,15 @@ export function attentionDeclineDiagnostics(r: AttentionFusionResult, graph = ''
 
 interface Cached {
   graphNodes: number;
-  bySoftmax: Map<Node, LayerInfo>;
+  bySoftmax: Map<Node, AttnLayer>;
   unrecognized: Set<string>;
 }
 const analyses = new WeakMap<Model, Cached>();
 
 /** The analysis of the current graph, recomputed when the layer's nodes are no longer all in the graph. */
-function layerOf(model: Model, softmax: Node): LayerInfo | undefined {
+function layerOf(model: Model, softmax: Node): AttnLayer | undefined {
   let c = analyses.get(model);
-  const fresh = (l: LayerInfo | undefined) => l !== undefined && blockNodes(l).every((n) => n.graph === model.graph);
+  const fresh = (l: AttnLayer | undefined) => l !== undefined && blockNodes(l).every((n) => n.graph === model.graph);
   if (!c || !fresh(c.bySoftmax.get(softmax))) {
     const an = analyzeLayers(model);
     c = {
@@ -466,7 +478,7 @@ function layerOf(model: Model, softmax: Node): LayerInfo | undefined {
       bySoftmax: new Map(),
       unrecognized: new Set(an.unrecognized.map((u) => u.node)),
     };
-    for (const l of an.layers) if (l.attention.softmax) c.bySoftmax.set(l.attention.softmax, l);
+    for (const l of attentionLayers(an)) if (l.attention.softmax) c.bySoftmax.set(l.attention.softmax, l);
     analyses.set(model, c);
   }
   return c.bySoftmax.get(softmax);
