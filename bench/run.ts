@@ -38,7 +38,12 @@ async function main(): Promise<void> {
   }
   if (want('pipeline')) {
     console.log('== pipeline: original vs ORT-tools-equivalent vs axc (issue 7) ==');
-    await benchPipeline({ shared, root, cacheDir: benchCacheDir, generateBase: async () => void (await generatedBertBase()) });
+    await benchPipeline({
+      shared,
+      root,
+      cacheDir: benchCacheDir,
+      generateBase: async () => void (await generatedBertBase()),
+    });
   }
   if (want('prune')) {
     console.log('== pruning: significance, greedy search, budget vs weight-norm (h6) ==');
