@@ -8,6 +8,7 @@
  * dims take the batch size (axis 0) and the sequence length (axis 1 and beyond).
  */
 import * as fs from 'node:fs';
+import { mulberry32 } from '../util/prng.js';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { AxcError, diag } from '../diagnostics/index.js';
@@ -76,16 +77,7 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 const ORT_TYPE: Partial<Record<DataType, ort.Tensor.Type>> = {
   [DataType.FLOAT]: 'float32',

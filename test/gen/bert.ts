@@ -12,6 +12,7 @@
  * eager attention, `[B, S, -1, d]` head reshapes, erf GELU, LayerNormalization, post-norm, pooler + classifier).
  */
 import * as fs from 'node:fs';
+import { mulberry32 } from '../../src/util/prng.js';
 import { Attribute, Builder, DataType, Graph, Model, Tensor, Value, type AttrInput } from '../../src/ir/index.js';
 import { saveModel } from '../../src/onnx/index.js';
 
@@ -75,14 +76,7 @@ export function smallConfig(over: Partial<BertConfig> = {}): BertConfig {
 function prng(seed: number, key: string): () => number {
   let h = seed ^ 0x9e3779b9;
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x85ebca6b) ^ (h >>> 13);
-  let a = h >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(h);
 }
 
 function lazyFloat(name: string, dims: number[], seed: number, init: { mean?: number; scale: number }): Tensor {

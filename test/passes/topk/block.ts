@@ -7,6 +7,7 @@
  * Dimension letters: B batch, S sequence, D hidden, H heads, d head size.
  */
 import { Builder, DataType, Graph, Model, Value } from '../../../src/ir/index.js';
+import { mulberry32 } from '../../../src/util/prng.js';
 
 export interface BlockWeights {
   D: number;
@@ -23,14 +24,8 @@ export interface BlockWeights {
 }
 
 function rand(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const r = mulberry32(seed);
+  return () => r() - 0.5;
 }
 
 export function blockWeights(D: number, H: number, d: number, seed = 7, scale = 1 / Math.sqrt(d)): BlockWeights {
