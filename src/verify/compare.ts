@@ -2,7 +2,7 @@
  * Compare two runs over the same data: numeric error statistics per output, tolerance checks, argmax agreement and
  * task metrics (accuracy, binary F1) on labelled data. Failures are diagnostics located at the verify statement.
  */
-import { diag, didYouMean, type Diagnostic } from '../diagnostics/index.js';
+import { AxcError, diag, didYouMean, type Diagnostic } from '../diagnostics/index.js';
 import { locOf } from '../pass/types.js';
 import type { OutputTolerance, VerifySpec } from '../pass/plan.js';
 import type { Dataset } from './data.js';
@@ -121,6 +121,16 @@ export interface VerifyOptions extends RunOptions {
 }
 
 /** Run both models on the data and compare them against `spec`. */
+/** Say which model a load or run error came from. */
+async function which<T>(side: 'original' | 'compiled', run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (!(e instanceof AxcError)) throw e;
+    throw new AxcError(e.diagnostics.map((d) => ({ ...d, message: `${side} model: ${d.message}` })));
+  }
+}
+
 export async function verify(
   original: ModelSource,
   compiled: ModelSource,
@@ -128,10 +138,10 @@ export async function verify(
   data: Dataset,
   opts: VerifyOptions = {},
 ): Promise<VerifyResult> {
-  const ref = opts.reference ?? (await runDataset(original, data, opts));
+  const ref = opts.reference ?? (await which('original', () => runDataset(original, data, opts)));
   if (ref.rows !== data.rows.length)
     throw new Error(`verify: the reference run has ${ref.rows} rows but data '${data.name}' has ${data.rows.length}`);
-  const got = await runDataset(compiled, data, opts);
+  const got = await which('compiled', () => runDataset(compiled, data, opts));
   const r = compareRuns(ref, got, spec, data);
   r.timing = { originalMs: opts.reference ? 0 : ref.runMs, compiledMs: got.runMs };
   return r;

@@ -2,9 +2,9 @@
  * Run models in onnxruntime-node over a Dataset, collecting every output per row.
  */
 import * as ort from 'onnxruntime-node';
-import { AxcError, diag, type Location } from '../diagnostics/index.js';
+import { AxcError, diag, nodeLoc, type Location } from '../diagnostics/index.js';
 import type { Model } from '../ir/index.js';
-import { serializeModel } from '../onnx/index.js';
+import { decodeModel, loadModel, serializeModel } from '../onnx/index.js';
 import { makeBatches, type Batch, type Dataset, type TensorValue } from './data.js';
 
 export type ModelSource = Model | string | Uint8Array;
@@ -37,10 +37,33 @@ export async function createSession(model: ModelSource, opts: SessionOptions = {
     return await ort.InferenceSession.create(bytes, options);
   } catch (e) {
     if (e instanceof AxcError) throw e;
-    const loc: Location = typeof model === 'string' ? { kind: 'file', file: model } : { kind: 'none' };
-    throw new AxcError(
-      diag('AX4010', 'error', `onnxruntime cannot load the ${what}: ${firstLine((e as Error).message)}`, loc),
-    );
+    let loc: Location = typeof model === 'string' ? { kind: 'file', file: model } : { kind: 'none' };
+    const msg = firstLine((e as Error).message);
+    const notes: string[] = [];
+    // an op onnxruntime does not know: name the nodes that use it
+    const unknown = /([\w.]*):(\w+)\(-?\d+\) is not a registered function\/op/.exec(msg);
+    if (unknown) {
+      try {
+        const m =
+          typeof model === 'string' ? loadModel(model) : model instanceof Uint8Array ? decodeModel(model) : model;
+        const domain = unknown[1] === 'ai.onnx' ? '' : unknown[1]!;
+        const nodes = [...m.graph].filter((n) => n.opType === unknown[2] && (n.domain || '') === domain);
+        if (nodes[0]) loc = nodeLoc(nodes[0].name, nodes[0].qualifiedOp);
+        if (nodes.length > 1)
+          notes.push(
+            `also used by ${nodes
+              .slice(1, 4)
+              .map((n) => `'${n.name}'`)
+              .join(', ')}${nodes.length > 4 ? ', ...' : ''}`,
+          );
+        notes.push(
+          `onnxruntime has no kernel for ${unknown[1]}.${unknown[2]}: register a custom-op library, or remove the op`,
+        );
+      } catch {
+        /* keep the plain message */
+      }
+    }
+    throw new AxcError(diag('AX4010', 'error', `onnxruntime cannot load the ${what}: ${msg}`, loc, notes));
   }
 }
 

@@ -203,3 +203,23 @@ describe("the README's quick start", () => {
     expect(Buffer.compare(fs.readFileSync(out), fs.readFileSync(again))).toBe(0);
   });
 });
+
+describe('a model with an op onnxruntime does not know', () => {
+  it('compile exits 1 naming the node and the op, without a stack trace', async () => {
+    const { loadModel, saveModel } = await import('../../src/onnx/index.js');
+    const dir = tmp();
+    const m = loadModel(TINY_MODEL);
+    const tanh = [...m.graph].find((n) => n.opType === 'Tanh')!;
+    tanh.opType = 'FooBar';
+    tanh.domain = 'com.example';
+    m.opsetImports.set('com.example', 1);
+    const p = path.join(dir, 'custom.onnx');
+    saveModel(m, p);
+    const r = axc('compile', p, '-p', CLEANUP_PLAN, '-o', path.join(dir, 'out.onnx'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/AX4010: original model: .*FooBar/);
+    expect(r.stderr).toMatch(/at node '\/m\/bert\/pooler\/activation\/Tanh' \(com\.example\.FooBar\)/);
+    expect(r.stderr).not.toMatch(/\n\s+at .*:\d+:\d+\)?\n/); // no stack frames
+    expect(fs.existsSync(path.join(dir, 'out.onnx'))).toBe(false);
+  });
+});
