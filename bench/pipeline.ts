@@ -51,12 +51,18 @@ fuse layernorm, gelu, skip-layernorm, bias-gelu
 quantize matmul, gather granularity per-tensor form matmul-integer
 `;
 
+/**
+ * Significance on 1,500 SST-2 train sentences when the shared train set is there (more calibration data: -0.46
+ * points held-out at 45.8% of the encoder removed, against -0.92 with the 436 even dev sentences), else on those.
+ */
 const PRUNE_PLAN = (
   dev: string,
-) => `# prune + quantize + fuse on BERT-mini: significance on even dev sentences, accuracy on odd ones
-data sig = jsonl "${dev}" label "label" split even
+  train: string | undefined,
+  tokenizer: string,
+) => `# prune + quantize + fuse on BERT-mini: significance on ${train ? 'train sentences' : 'even dev sentences'}, accuracy on odd dev ones
+${train ? `data sig = tsv "${train}" tokenizer "${tokenizer}" text "sentence" label "label" limit 1500` : `data sig = jsonl "${dev}" label "label" split even`}
 data held = jsonl "${dev}" label "label" split odd
-significance on sig
+significance heads, ffn-groups(64), blocks on sig by loss
 prune budget 40% params max-drop 0.5 on sig
 fuse attention, gelu, bias-gelu
 quantize matmul
@@ -198,7 +204,13 @@ export async function benchPipeline(o: PipelineOptions): Promise<string[]> {
       if (getPass('prune') && getPass('significance')) {
         const pr = await compileTo(
           m.file,
-          PRUNE_PLAN(devJsonl),
+          PRUNE_PLAN(
+            devJsonl,
+            fs.existsSync(path.join(o.shared, 'data/sst2/sst2_train.tsv'))
+              ? path.join(o.shared, 'data/sst2/sst2_train.tsv')
+              : undefined,
+            path.join(o.root, 'golden/tokenizer/tokenizer.json'),
+          ),
           path.join(planDir, 'prune-full.ax'),
           `${stem}.axc-prune-full.onnx`,
           log,
