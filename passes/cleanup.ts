@@ -3,7 +3,7 @@ import { registerPass, type PassContext, type PassDef, type PassResult } from '.
 import { runCse } from './cse.js';
 import { runDce } from './dce.js';
 import { runEliminateIdentity } from './eliminate-identity.js';
-import { runFoldConstants } from './fold-constants.js';
+import { foldConstants, runFoldConstants } from './fold-constants.js';
 import { addStats, countNodes, plural } from './lib/graph-util.js';
 import { runToposort } from './toposort.js';
 
@@ -71,12 +71,7 @@ export const cleanup: PassDef<CleanupOptions> = {
   name: 'cleanup',
   summary: 'Fold constants, merge common subexpressions, remove no-ops and dead code, to a fixed point',
   options: {
-    'size-limit': {
-      type: 'integer',
-      summary: 'Fold only results with at most this many elements',
-      default: 1024,
-      min: 0,
-    },
+    'size-limit': foldConstants.options['size-limit']!,
     'max-iterations': { type: 'integer', summary: 'Give up after this many rounds', default: 8, min: 1, max: 100 },
   },
   run: runCleanup,

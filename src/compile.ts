@@ -15,8 +15,11 @@ import {
   modelInputNames,
   modelOutputNames,
   PlanDataProvider,
+  runDataset,
   verify,
+  labelModelErrors,
   type Dataset,
+  type RunResult,
   type VerifyResult,
 } from './verify/index.js';
 import { analyzeLayers } from '../passes/analysis/layers.js';
@@ -142,12 +145,20 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   });
   const verification: VerifyResult[] = [];
   const failures: Diagnostic[] = [];
+  // the original model runs once per data source, however many times (--verify-each) the compiled one is checked
+  const references = new Map<string, RunResult>();
+  const runOpts = { threads: opts.threads ?? 2, optimization: 'disabled' as const };
   const runVerify = async (compiled: Model, label: string): Promise<boolean> => {
     let ok = true;
     const bytes = serializeModel(compiled);
     for (const spec of plan.verify) {
       const ds: Dataset = await data.get(spec.data);
-      const r = await verify(inputBytes, bytes, spec, ds, { threads: opts.threads ?? 2, optimization: 'disabled' });
+      let reference = references.get(spec.data);
+      if (!reference) {
+        reference = await labelModelErrors('original', () => runDataset(inputBytes, ds, runOpts));
+        references.set(spec.data, reference);
+      }
+      const r = await verify(inputBytes, bytes, spec, ds, { ...runOpts, reference });
       verification.push(r);
       if (!r.pass) {
         ok = false;

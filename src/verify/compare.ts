@@ -122,7 +122,7 @@ export interface VerifyOptions extends RunOptions {
 
 /** Run both models on the data and compare them against `spec`. */
 /** Say which model a load or run error came from. */
-async function which<T>(side: 'original' | 'compiled', run: () => Promise<T>): Promise<T> {
+export async function labelModelErrors<T>(side: 'original' | 'compiled', run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (e) {
@@ -138,10 +138,10 @@ export async function verify(
   data: Dataset,
   opts: VerifyOptions = {},
 ): Promise<VerifyResult> {
-  const ref = opts.reference ?? (await which('original', () => runDataset(original, data, opts)));
+  const ref = opts.reference ?? (await labelModelErrors('original', () => runDataset(original, data, opts)));
   if (ref.rows !== data.rows.length)
     throw new Error(`verify: the reference run has ${ref.rows} rows but data '${data.name}' has ${data.rows.length}`);
-  const got = await which('compiled', () => runDataset(compiled, data, opts));
+  const got = await labelModelErrors('compiled', () => runDataset(compiled, data, opts));
   const r = compareRuns(ref, got, spec, data);
   r.timing = { originalMs: opts.reference ? 0 : ref.runMs, compiledMs: got.runMs };
   return r;
