@@ -18,6 +18,7 @@ export interface QuantizeOptions {
   granularity?: Granularity;
   /** The int8 graph form; 'auto' = the measured fastest for onnxruntime, qdq for onnx. */
   form?: 'auto' | Int8Form;
+  'table-form'?: 'auto' | 'nibbles' | 'gather-block-quantized';
   target?: QuantTarget;
   layers?: LayerSelector;
   /** Op types (MatMul, Gemm, Gather) or node names left in float. */

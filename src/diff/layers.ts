@@ -605,24 +605,33 @@ export interface EmbeddingView {
   node: Node;
 }
 
-/** Embedding tables in graph order: Gather(table[V, D], ids) with V > 1 and D > 1. */
 /**
- * The block size when a uint8 Gather is the standard-ops 4-bit form (packed bytes → Cast → Gather on a [256, 2]
- * nibble table → Reshape to [-1, blocks, block]), else undefined.
+ * The block size when a uint8 Gather is axc's standard-ops 4-bit form (packed bytes → Cast → Mul 1/16 → Floor →
+ * ... → Concat of the two nibble halves → Reshape to [-1, blocks, block]), else undefined.
  */
 function int4NibbleTable(n: Node): number | undefined {
   const t = constOf(n.input(0));
   if (!t || t.dataType !== DataType.UINT8) return undefined;
-  const cast = n.outputs[0]!.consumers().find((c) => c.opType === 'Cast');
-  const lut = cast?.outputs[0]!.consumers().find(
-    (c) => c.opType === 'Gather' && constOf(c.input(0))?.dims.join(',') === '256,2',
-  );
-  const reshape = lut?.outputs[0]!.consumers().find((c) => c.opType === 'Reshape');
-  const shape = reshape ? constOf(reshape.input(1)) : undefined;
-  if (!shape || shape.numElements !== 3) return undefined;
-  return shape.toNumbers()[2];
+  // follow the unpack forward a few nodes: it must Floor (the high nibble) and end in the block Reshape
+  let frontier: Node[] = [n];
+  let floored = false;
+  for (let depth = 0; depth < 6 && frontier.length; depth++) {
+    const next: Node[] = [];
+    for (const f of frontier)
+      for (const c of f.outputs[0]!.consumers()) {
+        if (c.opType === 'Floor') floored = true;
+        if (c.opType === 'Reshape' && floored) {
+          const shape = constOf(c.input(1));
+          if (shape?.numElements === 3) return shape.toNumbers()[2];
+        }
+        if (['Cast', 'Mul', 'Floor', 'Sub', 'Concat'].includes(c.opType)) next.push(c);
+      }
+    frontier = next;
+  }
+  return undefined;
 }
 
+/** Embedding tables in graph order: Gather(table[V, D], ids) with V > 1 and D > 1. */
 export function embeddingViews(model: Model): EmbeddingView[] {
   const out: EmbeddingView[] = [];
   for (const n of model.graph) {
@@ -644,8 +653,6 @@ export function embeddingViews(model: Model): EmbeddingView[] {
     if (!t || t.dims.length !== 2 || !ids || constOf(ids)) continue;
     const [V, D] = [t.dims[0]!, t.dims[1]!];
     if (V < 2 || D < 2) continue;
-    // the standard-ops 4-bit form: a lookup of the gathered bytes in a [256, 2] nibble table is not a table itself
-    if (V === 256 && D === 2 && ids.producer()?.opType === 'Cast') continue;
     const nibbles = int4NibbleTable(n);
     if (nibbles) {
       out.push({ name: n.input(0)!.name, rows: V, cols: D * 2, precision: `int4 block ${nibbles}`, node: n });

@@ -82,17 +82,24 @@ test.each(['dense', 'gather'])(
   },
 );
 
-test.each(['onnxruntime', 'onnx'])('4-bit embedding tables (target %s) are read as int4 blocks', async (target) => {
+test.each([
+  ['onnxruntime', 'auto'],
+  ['onnx', 'auto'],
+  ['onnxruntime', 'gather-block-quantized'],
+])('4-bit embedding tables (target %s, table-form %s) are read as int4 blocks', async (target, tableForm) => {
   const before = loadModel(TINY_MODEL);
   const after = loadModel(TINY_MODEL);
   await new PassManager().run(after, [
-    { pass: 'quantize', options: { ops: [{ name: 'gather' }], mode: 'int4', 'block-size': 32, target } },
+    {
+      pass: 'quantize',
+      options: { ops: [{ name: 'gather' }], mode: 'int4', 'block-size': 32, target, 'table-form': tableForm },
+    },
   ]);
   const out = await runModel(serializeModel(after), devFeeds(DEV_JSONL, 2));
   expect((out.logits!.data as Float32Array).every(Number.isFinite)).toBe(true);
   const d = diffModels(before, after);
   const word = d.embeddings.find((e) => e.rows === 30522)!;
   expect([word.cols, word.before, word.after]).toEqual([128, 'float32', 'int4 block 32']);
-  // the [256, 2] nibble lookup of the standard-ops form is not an embedding table
-  expect(d.embeddings.some((e) => e.rows === 256)).toBe(false);
+  // the word, position and type tables, and nothing of the unpack
+  expect(d.embeddings.map((e) => e.after)).toEqual(['int4 block 32', 'int4 block 32', 'int4 block 32']);
 });

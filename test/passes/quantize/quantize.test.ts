@@ -71,7 +71,7 @@ const valid: Case[] = [
     messages: [
       [
         'AX3301',
-        "did not quantize '/m/bert/embeddings/word_embeddings/Gather' (Gather): int4, target onnx: its table width 128 is not a multiple of block-size 256",
+        "did not quantize '/m/bert/embeddings/word_embeddings/Gather' (Gather): int4 (table-form nibbles): its table width 128 is not a multiple of block-size 256",
       ],
       ['AX3302', 'no gather node has a constant rank-2 float weight'],
     ],
@@ -259,7 +259,7 @@ const invalid: Case[] = [
   },
   {
     name: 'embedding tables int4: com.microsoft GatherBlockQuantized, block 32, symmetric (6x smaller)',
-    options: { ops: N('gather'), mode: 'int4' },
+    options: { ops: N('gather'), mode: 'int4', 'table-form': 'gather-block-quantized' },
     ops: { Gather: GATHERS - 3, 'com.microsoft.GatherBlockQuantized': 3 },
     agree: 0.97,
     maxDiff: 0.5,
@@ -284,7 +284,13 @@ const invalid: Case[] = [
   },
   {
     name: 'embedding tables int4, block 64, asymmetric: packed 4-bit zero points',
-    options: { ops: N('gather'), mode: 'int4', 'block-size': 64, symmetric: false },
+    options: {
+      ops: N('gather'),
+      mode: 'int4',
+      'block-size': 64,
+      symmetric: false,
+      'table-form': 'gather-block-quantized',
+    },
     ops: { 'com.microsoft.GatherBlockQuantized': 3 },
     agree: 0.97,
     maxDiff: 0.5,
@@ -295,10 +301,10 @@ const invalid: Case[] = [
     },
   },
   {
-    name: 'embedding tables int4, target onnx: standard ops only (packed bytes, lookup unpack, block scales)',
+    name: 'embedding tables int4, target onnx: standard ops only (packed bytes, arithmetic unpack, block scales)',
     options: { ops: N('gather'), mode: 'int4', target: 'onnx' },
-    // per table: the packed rows, the 256 x 2 nibble lookup and the block scales
-    ops: { Gather: GATHERS + 3 * 2, 'com.microsoft.GatherBlockQuantized': 0 },
+    // per table: the packed rows and the block scales; the high nibble by Floor
+    ops: { Gather: GATHERS + 3, Floor: 3, 'com.microsoft.GatherBlockQuantized': 0 },
     agree: 0.97,
     maxDiff: 0.5,
     shrink: 6,
@@ -413,6 +419,20 @@ describe('quantize: invalid (rewritten), checked in onnxruntime on dev rows', ()
 });
 
 describe('quantize: options and determinism', () => {
+  it('int4 tables: the default form is standard ops for onnxruntime too; GatherBlockQuantized with target onnx is refused', async () => {
+    const model = tiny();
+    await runPass(model, 'quantize', { ops: N('gather'), mode: 'int4' });
+    expect(opCounts(model)['com.microsoft.GatherBlockQuantized']).toBeUndefined();
+    expect(opCounts(model).Floor).toBe(3);
+    await expect(
+      runPass(tiny(), 'quantize', {
+        ops: N('gather'),
+        mode: 'int4',
+        target: 'onnx',
+        'table-form': 'gather-block-quantized',
+      }),
+    ).rejects.toThrow(/AX3303.*table-form gather-block-quantized/);
+  });
   it('int4 with target onnx is refused (MatMulNBits is com.microsoft)', async () => {
     await expect(runPass(tiny(), 'quantize', { mode: 'int4', target: 'onnx' })).rejects.toThrow(/AX3303/);
   });
@@ -426,7 +446,7 @@ describe('quantize: options and determinism', () => {
   it('int4 tables: GatherBlockQuantized, the standard-ONNX form and the float model on the JS-dequantized tables agree', async () => {
     const opts = { ops: N('gather'), mode: 'int4', symmetric: false, 'block-size': 32 };
     const ort1 = tiny();
-    await runPass(ort1, 'quantize', opts);
+    await runPass(ort1, 'quantize', { ...opts, 'table-form': 'gather-block-quantized' });
     const std = tiny();
     await runPass(std, 'quantize', { ...opts, target: 'onnx' });
     // reference: the float model whose tables are replaced by what the int4 codes stand for
