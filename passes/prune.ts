@@ -4,7 +4,7 @@ import { locOf, selectLayers, type LayerSelector, type NamedItem } from '../src/
 import { decodeModel, serializeModel } from '../src/onnx/index.js';
 import { applyPrune } from './lib/prune-apply.js';
 import { compensationScales, type LayerScales } from './lib/prune-compensate.js';
-import { GateEvaluator, noWorseFraction, type Sample } from './lib/prune-eval.js';
+import { GateEvaluator, noWorseFraction, type Objective, type Sample } from './lib/prune-eval.js';
 import { requireLayers } from './lib/prune-layers.js';
 import { allScores, elementsOf, lossScores, type ElementChoice } from './lib/prune-score.js';
 import {
@@ -376,7 +376,7 @@ async function budgetSearch(
     }
     progress(Math.min(cost(cur), goal), goal);
     // re-score the next candidates on top of what is removed now
-    if (opts.rescore > 0 && sig.by === 'loss' && cost(cur) < goal) {
+    if (opts.rescore > 0 && (sig.by === 'loss' || sig.by === 'kl') && cost(cur) < goal) {
       const nextCands = universe
         .filter((e) => !isRemoved(cur, e) && !protectedEls.has(elementKey(e)) && scores.has(elementKey(e)))
         .map((e) => ({ e, r: rank(e) }))
@@ -437,13 +437,18 @@ export async function runPrune(ctx: PassContext, options: PruneOptions): Promise
   let start: EvalResult | undefined;
   let best: EvalResult | undefined;
   const dataName = options.on ?? sig.data;
+  // the budget form measures what the significance step measured (task loss, or KL to the original's predictions);
+  // greedy is AxFormer's procedure on the task loss (the KL of the unpruned model is 0: no removal lowers it)
+  const objective: Objective = sig.by === 'kl' && mode !== 'greedy' ? 'kl' : 'label';
   const openEvaluator = async (samples: Sample[]) => {
     const e = await GateEvaluator.create(ctx.model, layers, samples, {
       groupSize: sig.groupSize,
       threads: ctx.threads ?? 2,
+      objective,
     });
     if (
       sig.memo &&
+      objective === (sig.by === 'kl' ? 'kl' : 'label') &&
       sig.memo.data === dataName &&
       sig.memo.groupSize === sig.groupSize &&
       sig.memo.fingerprint === layersFingerprint(layers)
@@ -473,7 +478,8 @@ export async function runPrune(ctx: PassContext, options: PruneOptions): Promise
         (d, t) => ctx.progress('layers', d, t),
       ));
     } else {
-      if (dataName) ev = await openEvaluator(await loadSamples(ctx, dataName, 'prune', 'budget'));
+      if (dataName)
+        ev = await openEvaluator(await loadSamples(ctx, dataName, 'prune', 'budget', objective === 'label'));
       ({ set, best, start } = await budgetSearch(
         ev,
         sig,
@@ -498,9 +504,21 @@ export async function runPrune(ctx: PassContext, options: PruneOptions): Promise
   set = normalizePruneSet(set, layers);
   let scales: LayerScales[] = [];
   if (options.compensate) {
-    const samples = await loadSamples(ctx, dataName, 'prune', 'compensate');
+    const samples = await loadSamples(ctx, dataName, 'prune', 'compensate', objective === 'label');
     scales = await compensationScales(ctx.model, layers, set, samples, ctx.threads ?? 2);
     if (scales.length) {
+      // KL is measured against the unpruned model's predictions on these samples
+      let targets = ev?.samples.length === samples.length ? ev.targets : undefined;
+      if (objective === 'kl' && !targets) {
+        const e0 = await GateEvaluator.create(ctx.model, layers, samples, {
+          groupSize: set.groupSize,
+          threads: ctx.threads ?? 2,
+          reuseHidden: false,
+          objective,
+        });
+        targets = e0.targets;
+        await e0.release();
+      }
       const measure = async (sc: LayerScales[]) => {
         const copy = decodeModel(serializeModel(ctx.model));
         applyPrune(copy, requireLayers(copy), set, sc);
@@ -509,6 +527,8 @@ export async function runPrune(ctx: PassContext, options: PruneOptions): Promise
           groupSize: set.groupSize,
           threads: ctx.threads ?? 2,
           reuseHidden: false,
+          objective,
+          ...(targets ? { targets } : {}),
         });
         try {
           return (await e.evaluate([emptyPruneSet(cl, set.groupSize)]))[0]!;

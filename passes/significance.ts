@@ -19,6 +19,9 @@ import { emptyPruneSet, layersFingerprint, type ElementScore, type Significance 
  * `significance heads, ffn-groups(64), blocks on dev by loss`: how much each element matters.
  * - by loss: mean cross-entropy against the labels with the element removed, minus without (forward passes only,
  *   one gate model session); also the fraction of samples no worse. Negative: removing it helps.
+ * - by kl: the same ablations, measured as the KL divergence from the original model's predictions (no labels
+ *   needed). Use it with data the model was trained on, or unlabelled text: the task loss there is near 0 and
+ *   ranks elements by noise, while the KL ranks them by how much they change what the model predicts.
  * - by magnitude / weight-norm: from the weights only (no data): mean |w| / L2 norm of the element's weights
  *   (a head: its Q/K/V columns, onnxsim's criterion; an FFN group: its up columns and down rows).
  * - by activation: mean |activation| of the element on the data (no labels needed).
@@ -75,18 +78,24 @@ export function parseElements(
   return { which, groupSize };
 }
 
-export async function loadSamples(ctx: PassContext, name: string | undefined, pass: string, why: string) {
+export async function loadSamples(
+  ctx: PassContext,
+  name: string | undefined,
+  pass: string,
+  why: string,
+  needLabels = true,
+) {
   if (!name)
     throw new AxcError(
       diag(
         'AX3605',
         'error',
-        `'${pass}' ${why} needs labelled data: add 'on NAME' (a declared data source)`,
+        `'${pass}' ${why} needs ${needLabels ? 'labelled ' : ''}data: add 'on NAME' (a declared data source)`,
         locOf(ctx.span),
       ),
     );
   const data = (await ctx.data.get(name)) as Dataset;
-  return samplesOf(data, locOf(ctx.span));
+  return samplesOf(data, locOf(ctx.span), needLabels);
 }
 
 function round(x: number): number {
@@ -132,9 +141,13 @@ export async function runSignificance(ctx: PassContext, options: SignificanceOpt
   const threads = ctx.threads ?? 2;
   const t0 = performance.now();
   let sig: Significance;
-  if (by === 'loss') {
-    const samples = await loadSamples(ctx, options.on, 'significance', 'by loss');
-    const ev = await GateEvaluator.create(ctx.model, layers, samples, { groupSize, threads });
+  if (by === 'loss' || by === 'kl') {
+    const samples = await loadSamples(ctx, options.on, 'significance', `by ${by}`, by === 'loss');
+    const ev = await GateEvaluator.create(ctx.model, layers, samples, {
+      groupSize,
+      threads,
+      objective: by === 'kl' ? 'kl' : 'label',
+    });
     try {
       ctx.progress('ablations', 0, elements.length);
       const empty = emptyPruneSet(layers, groupSize);
@@ -186,20 +199,22 @@ export async function runSignificance(ctx: PassContext, options: SignificanceOpt
     ...l.headScores,
     ...l.groupScores,
   ]);
-  const helpful = by === 'loss' ? all.filter((s) => s.score < 0).length : 0;
+  const helpful = by === 'loss' || by === 'kl' ? all.filter((s) => s.score < 0).length : 0;
   return {
     changed,
     stats: {
       elements: all.length,
       evaluations: sig.evaluations,
       ms: Math.round(ms),
-      ...(by === 'loss' ? { negative: helpful } : {}),
+      ...(by === 'loss' || by === 'kl' ? { negative: helpful } : {}),
     },
     summary:
       `scored ${all.length} elements of ${sig.layers.length} layers by ${by}` +
       (by === 'loss'
         ? ` on ${sig.samples} samples (base loss ${sig.baseLoss!.toFixed(4)}, accuracy ${(100 * sig.baseAccuracy!).toFixed(1)}%; ${helpful} elements whose removal lowers the loss; ${sig.evaluations} evaluations)`
-        : ''),
+        : by === 'kl'
+          ? ` on ${sig.samples} samples (KL to the original's predictions; ${sig.evaluations} evaluations)`
+          : ''),
   };
 }
 
@@ -217,8 +232,9 @@ export const significance: PassDef<SignificanceOptions> = {
     on: { type: 'data', summary: 'Labelled data the scores are measured on (by loss, by activation)' },
     by: {
       type: 'enum',
-      summary: 'loss (ablation on labelled data), magnitude / weight-norm (weights only), activation (data)',
-      values: ['loss', 'magnitude', 'activation', 'weight-norm'],
+      summary:
+        'loss (ablation on labelled data), kl (ablation, divergence from the original predictions: no labels), magnitude / weight-norm (weights only), activation (data)',
+      values: ['loss', 'kl', 'magnitude', 'activation', 'weight-norm'],
       default: 'loss',
     },
     layers: { type: 'layers', summary: 'Layers to score (default all)' },

@@ -3,7 +3,7 @@ import { AxcError, diag, type Location } from '../../src/diagnostics/index.js';
 import type { Model } from '../../src/ir/index.js';
 import type { Dataset } from '../../src/verify/data.js';
 import { buildGateModel, cutPoints, gateFeeds, type CutPoint, type GateModel } from './gates.js';
-import { normalizePruneSet, type EvalResult, type PruneLayer, type PruneSet } from './prune-types.js';
+import { emptyPruneSet, normalizePruneSet, type EvalResult, type PruneLayer, type PruneSet } from './prune-types.js';
 
 export type { EvalResult };
 
@@ -12,12 +12,23 @@ export type { EvalResult };
  * Samples are sorted by length and padded per chunk; each run holds several gate settings (the chunk replicated).
  */
 
-/** A labelled token sample. */
+/** A token sample, labelled unless the objective is `kl`. */
 export interface Sample {
   /** Token inputs by model input name (input_ids, attention_mask, token_type_ids), one id per position. */
   inputs: Record<string, BigInt64Array>;
+  /** The class label; -1 when the data has none (the `kl` objective needs none). */
   label: number;
 }
+
+/**
+ * What a sample's loss measures:
+ * - `label`: cross-entropy against the sample's label (the task loss, AxFormer's criterion);
+ * - `kl`: KL divergence from the original model's predicted distribution to the pruned model's (distillation).
+ *   It needs no labels, is 0 for the unpruned model, and grows with every change to its predictions, so it does
+ *   not chase the labels of data the model was trained on (where the task loss is near 0 and says little). The
+ *   accuracy reported under `kl` is the agreement with the original model's argmax.
+ */
+export type Objective = 'label' | 'kl';
 
 export interface EvaluatorOptions {
   groupSize: number;
@@ -29,13 +40,20 @@ export interface EvaluatorOptions {
   maxRows?: number;
   /** Reuse cached hidden states of unchanged lower layers (default true). */
   reuseHidden?: boolean;
+  /** The loss (default `label`). */
+  objective?: Objective;
+  /**
+   * `kl`: the reference log-probabilities per sample (from another evaluator's `targets`); by default the model's
+   * own unpruned predictions.
+   */
+  targets?: Float32Array[];
 }
 
-/** Labelled token samples of a dataset; AX3602 when a row has no label or is not a token row. */
-export function samplesOf(data: Dataset, where: Location): Sample[] {
+/** Token samples of a dataset; AX3602 when a row is not a token row, or has no label and labels are needed. */
+export function samplesOf(data: Dataset, where: Location, needLabels = true): Sample[] {
   const out: Sample[] = [];
   for (const r of data.rows) {
-    if (r.label === undefined)
+    if (r.label === undefined && needLabels)
       throw new AxcError(
         diag(
           'AX3602',
@@ -52,7 +70,7 @@ export function samplesOf(data: Dataset, where: Location): Sample[] {
         );
       inputs[k] = v;
     }
-    out.push({ inputs, label: r.label });
+    out.push({ inputs, label: r.label ?? -1 });
   }
   if (out.length === 0) throw new AxcError(diag('AX3602', 'error', `data source '${data.name}' has no rows`, where));
   return out;
@@ -104,6 +122,8 @@ export class GateEvaluator {
   private readonly chunks: Chunk[];
   private readonly cuts = new Map<number, CutSession>();
   private readonly points: CutPoint[];
+  /** `kl`: the reference log-probabilities of every sample. */
+  targets: Float32Array[] | undefined;
   /** Per cut point: the prefix key the cached hidden states were computed under, and the cache per chunk. */
   private readonly hidden = new Map<number, { key: string; perChunk: Float32Array[]; D: number }>();
 
@@ -111,7 +131,7 @@ export class GateEvaluator {
     readonly gm: GateModel,
     private readonly session: ort.InferenceSession,
     readonly samples: readonly Sample[],
-    private readonly opts: Required<EvaluatorOptions>,
+    private readonly opts: Required<Omit<EvaluatorOptions, 'targets'>>,
     private readonly model: Model,
   ) {
     this.points = cutPoints(gm.layers);
@@ -145,15 +165,26 @@ export class GateEvaluator {
     samples: readonly Sample[],
     opts: EvaluatorOptions,
   ): Promise<GateEvaluator> {
-    const full: Required<EvaluatorOptions> = {
+    const full: Required<Omit<EvaluatorOptions, 'targets'>> = {
       groupSize: opts.groupSize,
       threads: opts.threads ?? 2,
       chunk: opts.chunk ?? 32,
       maxRows: opts.maxRows ?? 256,
       reuseHidden: opts.reuseHidden ?? true,
+      objective: opts.objective ?? 'label',
     };
     const gm = buildGateModel(model, layers, opts.groupSize, { hiddenOutputs: full.reuseHidden });
-    return new GateEvaluator(gm, await GateEvaluator.session(gm, full.threads), samples, full, model);
+    const ev = new GateEvaluator(gm, await GateEvaluator.session(gm, full.threads), samples, full, model);
+    if (full.objective === 'kl') {
+      if (opts.targets) ev.targets = opts.targets;
+      else {
+        // the unpruned model's own predictions: one run of the empty setting, kept as log-probabilities
+        const logp = samples.map(() => new Float32Array(0));
+        await ev.run([emptyPruneSet(layers, opts.groupSize)], 0, false, logp);
+        ev.targets = logp;
+      }
+    }
+    return ev;
   }
 
   private static session(gm: GateModel, threads: number): Promise<ort.InferenceSession> {
@@ -222,7 +253,12 @@ export class GateEvaluator {
     return out.map((r) => r!);
   }
 
-  private async run(settings: readonly PruneSet[], cut: number, captureHidden: boolean): Promise<EvalResult[]> {
+  private async run(
+    settings: readonly PruneSet[],
+    cut: number,
+    captureHidden: boolean,
+    captureLogProbs?: Float32Array[],
+  ): Promise<EvalResult[]> {
     const n = this.samples.length;
     const per = settings.map(() => new Float64Array(n));
     const correct = settings.map(() => 0);
@@ -280,8 +316,31 @@ export class GateEvaluator {
             }
             let se = 0;
             for (let q = 0; q < L; q++) se += Math.exp(z[r * L + q]! - mx);
-            per[s0 + k]![j] = mx + Math.log(se) - z[r * L + label]!;
-            if (am === label) correct[s0 + k]!++;
+            const lse = mx + Math.log(se);
+            if (captureLogProbs) {
+              const lp = new Float32Array(L);
+              for (let q = 0; q < L; q++) lp[q] = z[r * L + q]! - lse;
+              captureLogProbs[j] = lp;
+              correct[s0 + k]!++;
+              continue; // the reference run: its KL to itself is 0
+            }
+            const target = this.targets?.[j];
+            if (target) {
+              // KL(original || pruned) = sum_q p_q (log p_q - log p'_q); agreement with the original's argmax
+              let kl = 0;
+              let tm = 0;
+              for (let q = 0; q < L; q++) {
+                kl += Math.exp(target[q]!) * (target[q]! - (z[r * L + q]! - lse));
+                if (target[q]! > target[tm]!) tm = q;
+              }
+              per[s0 + k]![j] = Math.max(0, kl);
+              if (am === tm) correct[s0 + k]!++;
+            } else {
+              if (label < 0)
+                throw new AxcError(diag('AX3602', 'error', 'the data has no labels: the task loss needs them'));
+              per[s0 + k]![j] = lse - z[r * L + label]!;
+              if (am === label) correct[s0 + k]!++;
+            }
           }
         }
       }

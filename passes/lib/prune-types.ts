@@ -100,8 +100,8 @@ export interface LayerSignificance {
 
 /** The 'significance' fact. Quantization reads it for mixed precision (per layer: block and element scores). */
 export interface Significance {
-  by: 'loss' | 'magnitude' | 'activation' | 'weight-norm';
-  /** Data source the scores were measured on (`by loss` / `by activation`). */
+  by: 'loss' | 'kl' | 'magnitude' | 'activation' | 'weight-norm';
+  /** Data source the scores were measured on (`by loss`, `by kl`, `by activation`). */
   data?: string;
   samples: number;
   /** Mean cross-entropy of the unpruned model on the data (`by loss`). */

@@ -1,9 +1,16 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { loadModel } from '../../../src/onnx/index.js';
+import type { Model } from '../../../src/ir/index.js';
+import { loadModel, serializeModel } from '../../../src/onnx/index.js';
+import { loadDataset, makeBatches, type Dataset } from '../../../src/verify/data.js';
+import { PlanDataProvider } from '../../../src/verify/provider.js';
 import { requireLayers } from '../../../passes/lib/prune-layers.js';
 import { encoderParams, type Significance } from '../../../passes/lib/prune-types.js';
 import type { Decision } from '../../../passes/prune.js';
-import { TINY_MODEL } from '../../support/paths.js';
+import { DEV_JSONL, TINY_MODEL } from '../../support/paths.js';
 import { dev, errorOf, lossOf, runSteps } from './helpers.js';
 
 const tiny = () => loadModel(TINY_MODEL);
@@ -282,5 +289,94 @@ describe('prune: greedy with block scores only', () => {
     const l1 = ds.filter((e) => e.startsWith('L1.ffn-group'));
     expect(l1.length === 0 || l1.join() === 'L1.ffn-group0,L1.ffn-group1' || l1.join() === 'L1.ffn-group0').toBe(true);
     expect(ds.some((e) => e.includes('head'))).toBe(false);
+  });
+});
+
+describe('prune: the kl objective (divergence from the original predictions, no labels needed)', () => {
+  /** Mean KL(original || pruned) and argmax agreement over a dataset, straight from onnxruntime logits. */
+  async function klOf(original: Model, pruned: Model, data: Dataset): Promise<{ kl: number; agreement: number }> {
+    const run = async (m: Model) => {
+      const s = await ort.InferenceSession.create(serializeModel(m), {
+        graphOptimizationLevel: 'disabled',
+        intraOpNumThreads: 1,
+      });
+      const out: Float32Array[] = [];
+      for (const b of makeBatches(data, s.inputNames, 16)) {
+        const z = (await s.run(b.feeds))[s.outputNames[0]!]!.data as Float32Array;
+        b.rows.forEach((ri, k) => (out[ri] = z.slice(2 * k, 2 * k + 2)));
+      }
+      await s.release();
+      return out;
+    };
+    const [a, b] = await Promise.all([run(original), run(pruned)]);
+    const logp = (z: Float32Array) => {
+      const m = Math.max(z[0]!, z[1]!);
+      const lse = m + Math.log(Math.exp(z[0]! - m) + Math.exp(z[1]! - m));
+      return [z[0]! - lse, z[1]! - lse];
+    };
+    let kl = 0;
+    let agree = 0;
+    a.forEach((za, i) => {
+      const p = logp(za);
+      const q = logp(b[i]!);
+      kl += Math.exp(p[0]!) * (p[0]! - q[0]!) + Math.exp(p[1]!) * (p[1]! - q[1]!);
+      if (za[1]! > za[0]! === b[i]![1]! > b[i]![0]!) agree++;
+    });
+    return { kl: kl / a.length, agreement: agree / a.length };
+  }
+  // the first 48 dev rows without their labels
+  const RAW = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'axc-kl-')), 'raw.jsonl');
+  fs.writeFileSync(
+    RAW,
+    fs
+      .readFileSync(DEV_JSONL, 'utf8')
+      .split('\n')
+      .slice(0, 48)
+      .map((line) => {
+        const { label: _label, ...rest } = JSON.parse(line) as Record<string, unknown>;
+        return JSON.stringify(rest);
+      })
+      .join('\n') + '\n',
+  );
+  const unlabelled = () => new PlanDataProvider([{ name: 'raw', format: 'jsonl', path: RAW, split: 'even' }]);
+  const elements = [{ name: 'heads' }, { name: 'ffn-groups', arg: 128 }];
+
+  it('significance by kl on unlabelled rows: every score >= 0 (the original is the reference); by loss refuses them', async () => {
+    const { facts } = await runSteps(
+      tiny(),
+      [{ pass: 'significance', options: { on: 'raw', by: 'kl', elements } }],
+      unlabelled(),
+    );
+    const sig = facts.get('significance') as Significance;
+    const scores = sig.layers.flatMap((l) => [...l.headScores, ...l.groupScores].map((s) => s.score));
+    expect(scores.length).toBe(2 * 2 + 2 * 4);
+    for (const s of scores) expect(s).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...scores)).toBeGreaterThan(1e-3);
+    const err = await errorOf(() =>
+      runSteps(tiny(), [{ pass: 'significance', options: { on: 'raw', by: 'loss', elements } }], unlabelled()),
+    );
+    expect(err?.diagnostics[0]?.code).toBe('AX3602');
+  });
+
+  it('budget by kl with compensation: the reported KL and agreement are those of the written model against the original', async () => {
+    const m = tiny();
+    const { reports } = await runSteps(
+      m,
+      [
+        { pass: 'significance', options: { on: 'raw', by: 'kl', elements } },
+        { pass: 'prune', options: { budget: 0.25, 'max-drop': 10, rescore: 2, step: 0.1, compensate: true } },
+      ],
+      unlabelled(),
+    );
+    const r = reports[1]!;
+    expect(r.stats.paramsRemoved).toBeGreaterThan(0);
+    const cal = r.details.calibration as { lossBefore: number; lossAfter: number; accuracyAfter: number };
+    expect(cal.lossBefore).toBeLessThan(1e-6); // the unpruned model against itself
+    const data = await loadDataset({ name: 'raw', format: 'jsonl', path: RAW, split: 'even' });
+    expect(data.labelled).toBe(false);
+    const measured = await klOf(tiny(), m, data);
+    expect(measured.kl).toBeCloseTo(cal.lossAfter, 4);
+    expect(measured.agreement).toBeCloseTo(cal.accuracyAfter, 6);
+    expect(measured.agreement).toBeGreaterThanOrEqual(0.9);
   });
 });
