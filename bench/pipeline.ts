@@ -12,8 +12,7 @@
  *   attention on current Hugging Face exports), then dynamic int8 MatMulInteger with per-tensor weight scales for
  *   every MatMul, and int8 embedding tables (quantize_dynamic also quantizes Gather);
  * - axc quantize+fuse: golden/plans/speed.ax (fuse com.microsoft Attention, Gelu and BiasGelu, then dynamic int8 in
- *   axc's measured-fastest form with per-channel scales, embeddings int8), then QAttention for the fused QKV weight
- *   (passes/lib/attention-fusion.ts quantizeAttention, called here directly while the quantize pass does not);
+ *   axc's measured-fastest form with per-channel scales, the fused attention as QAttention, 4-bit embedding tables);
  * - axc prune+quantize+fuse (BERT-mini, when the prune pass is registered): heads and FFN pruned by significance
  *   measured on the even dev sentences, accuracy on the odd ones.
  *
@@ -28,7 +27,6 @@ import { benchModels, benchTable, type BenchEntry } from '../src/bench/index.js'
 import { compile } from '../src/compile.js';
 import { loadModel, saveModel } from '../src/onnx/index.js';
 import { getPass, PassManager } from '../src/pass/index.js';
-import { quantizeAttention } from '../passes/lib/attention-fusion.js';
 
 export interface PipelineOptions {
   /** /work/shared (models/, data/). */
@@ -116,22 +114,6 @@ async function compileTo(
   }
 }
 
-/**
- * The quantize pass leaves com.microsoft Attention in float; until it calls passes/lib/attention-fusion.ts
- * quantizeAttention itself, apply it here (int8 QKV weight, QAttention) and say so.
- */
-async function withQAttention(file: string, log: (l: string) => void): Promise<string> {
-  const m = loadModel(file);
-  const qa = quantizeAttention(m);
-  if (qa.quantized === 0) return file;
-  await new PassManager().cleanup(m);
-  const out = file.replace(/\.onnx$/, '.qattention.onnx');
-  if (fs.existsSync(out)) fs.rmSync(out);
-  saveModel(m, out);
-  log(`  ${path.basename(out)}: + quantizeAttention (library call): ${qa.quantized} Attention -> QAttention`);
-  return out;
-}
-
 function ratio(a: number, b: number): string {
   return `${(a / b).toFixed(2)}x`;
 }
@@ -199,7 +181,7 @@ export async function benchPipeline(o: PipelineOptions): Promise<string[]> {
       log,
       threads,
     );
-    if (axc) variants.push({ name: 'axc quantize+fuse', file: await withQAttention(axc, log) });
+    if (axc) variants.push({ name: 'axc quantize+fuse', file: axc });
     if (m.real) {
       if (getPass('prune') && getPass('significance')) {
         const pr = await compileTo(
@@ -216,7 +198,7 @@ export async function benchPipeline(o: PipelineOptions): Promise<string[]> {
           log,
           threads,
         );
-        if (pr) variants.push({ name: 'axc prune+quantize+fuse', file: await withQAttention(pr, log) });
+        if (pr) variants.push({ name: 'axc prune+quantize+fuse', file: pr });
       } else log('  (prune pass not registered yet: prune+quantize+fuse skipped)');
     }
     const entries: BenchEntry[] = [];

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { benchCodec } from './codec.js';
 import { benchPipeline } from './pipeline.js';
 import { benchPrune } from './prune.js';
+import { benchPruneCv } from './prune-cv.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const shared = process.env.AXC_SHARED ?? path.resolve(root, '../shared');
@@ -48,6 +49,10 @@ async function main(): Promise<void> {
   if (want('prune')) {
     console.log('== pruning: significance, greedy search, budget vs weight-norm (h6) ==');
     await benchPrune({ shared });
+  }
+  if (sections.includes('prune-cv')) {
+    console.log('== pruning criteria, 2-fold cross-validated on the SST-2 dev set (issue 4) ==');
+    await benchPruneCv({ shared, root, cacheDir: benchCacheDir });
   }
 }
 
