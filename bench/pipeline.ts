@@ -13,8 +13,8 @@
  *   every MatMul, and int8 embedding tables (quantize_dynamic also quantizes Gather);
  * - axc quantize+fuse: golden/plans/speed.ax (fuse com.microsoft Attention, Gelu and BiasGelu, then dynamic int8 in
  *   axc's measured-fastest form with per-channel scales, the fused attention as QAttention, 4-bit embedding tables);
- * - axc prune+quantize+fuse (BERT-mini, when the prune pass is registered): heads and FFN pruned by significance
- *   measured on the even dev sentences, accuracy on the odd ones.
+ * - axc prune+quantize+fuse (BERT-mini): 60% of the encoder pruned by significance measured on the even dev
+ *   sentences (see PRUNE_PLAN), accuracy on the odd ones.
  *
  * Targets (printed as MET / MISSED with the figure): quantize+fuse >= 2x the original and >= 1.3x the
  * ORT-tools-equivalent; prune+quantize+fuse >= 3x faster and >= 5x smaller than the original, accuracy within 0.5
@@ -50,18 +50,19 @@ quantize matmul, gather granularity per-tensor form matmul-integer
 `;
 
 /**
- * Significance on 1,500 SST-2 train sentences when the shared train set is there (more calibration data: -0.46
- * points held-out at 45.8% of the encoder removed, against -0.92 with the 436 even dev sentences), else on those.
+ * Prune + quantize + fuse on BERT-mini: significance by loss on the even dev sentences, 60% of the encoder removed
+ * (re-scored as it goes, max-drop 1 point on them, least-squares compensation), accuracy on the odd ones. Chosen by
+ * `npm run bench -- prune-cv`: in 2-fold cross-validation over the 872 dev sentences this criterion keeps accuracy
+ * (+0.23 points at 60%) where weight-norm loses 4.47 points (1.49 with the data guard). Train sentences measured
+ * worse as calibration data (-0.69 points at 40%, by loss or kl): the model fits its own train set (95.5% there).
  */
 const PRUNE_PLAN = (
   dev: string,
-  train: string | undefined,
-  tokenizer: string,
-) => `# prune + quantize + fuse on BERT-mini: significance on ${train ? 'train sentences' : 'even dev sentences'}, accuracy on odd dev ones
-${train ? `data sig = tsv "${train}" tokenizer "${tokenizer}" text "sentence" label "label" limit 1500` : `data sig = jsonl "${dev}" label "label" split even`}
+) => `# prune + quantize + fuse on BERT-mini: significance on even dev sentences, accuracy on odd ones
+data sig = jsonl "${dev}" label "label" split even
 data held = jsonl "${dev}" label "label" split odd
 significance heads, ffn-groups(64), blocks on sig by loss
-prune budget 40% params max-drop 0.5 on sig
+prune budget 60% params max-drop 1 compensate true
 fuse attention, gelu, bias-gelu
 quantize matmul
 quantize gather int4 block-size 32
@@ -186,13 +187,7 @@ export async function benchPipeline(o: PipelineOptions): Promise<string[]> {
       if (getPass('prune') && getPass('significance')) {
         const pr = await compileTo(
           m.file,
-          PRUNE_PLAN(
-            devJsonl,
-            fs.existsSync(path.join(o.shared, 'data/sst2/sst2_train.tsv'))
-              ? path.join(o.shared, 'data/sst2/sst2_train.tsv')
-              : undefined,
-            path.join(o.root, 'golden/tokenizer/tokenizer.json'),
-          ),
+          PRUNE_PLAN(devJsonl),
           path.join(planDir, 'prune-full.ax'),
           `${stem}.axc-prune-full.onnx`,
           log,

@@ -44,6 +44,8 @@ async function main(): Promise<void> {
       root,
       cacheDir: benchCacheDir,
       generateBase: async () => void (await generatedBertBase()),
+      // `npm run bench -- pipeline no-topk` skips the top-k attention timings
+      topk: !sections.includes('no-topk'),
     });
   }
   if (want('prune')) {

@@ -610,7 +610,9 @@ export async function runPrune(ctx: PassContext, options: PruneOptions): Promise
     summary: changed
       ? `${mode}: removed ${describePruneSet(set)} (${pct(stats.paramsRemoved, totalParams)}% of encoder parameters, ${pct(macsRemoved, totalMacs)}% of encoder MACs)` +
         (start && best
-          ? `; on '${dataName}' (calibration) loss ${start.loss.toFixed(4)} -> ${best.loss.toFixed(4)}, accuracy ${(100 * start.accuracy).toFixed(1)}% -> ${(100 * best.accuracy).toFixed(1)}%`
+          ? objective === 'kl'
+            ? `; on '${dataName}' (calibration) KL to the original ${best.loss.toFixed(4)}, agreement with its predictions ${(100 * best.accuracy).toFixed(1)}%`
+            : `; on '${dataName}' (calibration) loss ${start.loss.toFixed(4)} -> ${best.loss.toFixed(4)}, accuracy ${(100 * start.accuracy).toFixed(1)}% -> ${(100 * best.accuracy).toFixed(1)}%`
           : '') +
         (ev ? `; ${ev.evaluations.toFixed(1)} evaluations` : '')
       : 'nothing pruned',
@@ -673,7 +675,8 @@ export const prune: PassDef<PruneOptions> = {
     'max-drop': {
       type: 'number',
       min: 0,
-      summary: 'Budget form: largest accuracy drop allowed on the data, in percentage points (default 1)',
+      summary:
+        'Budget form: largest accuracy drop allowed on the data, in percentage points (default 1; after significance by kl, the drop of agreement with the original model predictions)',
     },
     step: {
       type: 'number',

@@ -47,6 +47,11 @@ describe('golden pruning plans lower to the pass options', () => {
       options: { where: { metric: 'significance', op: '<', value: 0.001 }, keep: { op: '>=', value: 0.5 } },
     });
   });
+  it('prune-kl.ax: significance by kl on a data source without labels', () => {
+    const steps = plan('prune-kl.ax');
+    expect(steps[0]).toMatchObject({ pass: 'significance', options: { by: 'kl', on: 'text' } });
+    expect(steps[1]).toMatchObject({ pass: 'prune', options: { budget: 0.4, 'max-drop': 1, compensate: true } });
+  });
   it('significance-weight-norm.ax', () => {
     const steps = plan('significance-weight-norm.ax');
     expect(steps[0]).toMatchObject({ pass: 'significance', options: { by: 'weight-norm', metadata: true } });
