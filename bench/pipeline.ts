@@ -246,7 +246,7 @@ export async function benchPipeline(o: PipelineOptions): Promise<string[]> {
       if (prAcc !== undefined && prAcc !== null) {
         const drop = (a0 - prAcc) * 100;
         log(
-          `  ${drop <= 0.5 ? 'MET   ' : 'MISSED'} prune+quantize+fuse held-out accuracy: ${drop.toFixed(2)} points lost (target <= 0.5)`,
+          `  ${drop <= 0.5 ? 'MET   ' : 'MISSED'} prune+quantize+fuse held-out accuracy: ${drop > 0 ? `${drop.toFixed(2)} points lost` : `${(-drop).toFixed(2)} points gained`} (target: at most 0.5 lost)`,
         );
       }
       log(
