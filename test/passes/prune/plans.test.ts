@@ -47,6 +47,11 @@ describe('golden pruning plans lower to the pass options', () => {
       options: { where: { metric: 'significance', op: '<', value: 0.001 }, keep: { op: '>=', value: 0.5 } },
     });
   });
+  it('significance.ax: scores only (into the metadata), no prune step', () => {
+    const steps = plan('significance.ax');
+    expect(steps.map((s) => s.pass)).toEqual(['significance']);
+    expect(steps[0]).toMatchObject({ options: { by: 'loss', on: 'sig', metadata: true } });
+  });
   it('prune-kl.ax: significance by kl on a data source without labels', () => {
     const steps = plan('prune-kl.ax');
     expect(steps[0]).toMatchObject({ pass: 'significance', options: { by: 'kl', on: 'text' } });
