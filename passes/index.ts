@@ -6,6 +6,7 @@ export {};
 import './analysis/analyze-layers.js';
 import './cleanup.js';
 import './cse.js';
+import './decompose.js';
 import './dce.js';
 import './eliminate-identity.js';
 import './fold-constants.js';

@@ -393,9 +393,21 @@ export function requireLayers(model: Model, report?: (d: Diagnostic) => void): P
   if (report && r.layers.length)
     for (const d of r.declines) report(diag('AX3608', 'note', `not prunable: ${d.reason}`, nodeLoc(d.node, d.op)));
   if (r.layers.length === 0) {
+    // graphs onnxruntime's optimizer fused: the residual Add lives inside SkipLayerNormalization
+    const fused = model.graph
+      .nodes()
+      .find(
+        (n) =>
+          n.domain === 'com.microsoft' && ['SkipLayerNormalization', 'BiasGelu', 'FastGelu', 'Gelu'].includes(n.opType),
+      );
+    const hint = fused
+      ? [
+          `the graph is fused by onnxruntime (${fused.opType} '${fused.name}'): add a 'decompose' step before this one, and 'fuse' after pruning`,
+        ]
+      : undefined;
     const ds = r.declines.length
       ? r.declines.map((d) =>
-          diag('AX3601', 'error', `no prunable encoder layer recognized: ${d.reason}`, nodeLoc(d.node, d.op)),
+          diag('AX3601', 'error', `no prunable encoder layer recognized: ${d.reason}`, nodeLoc(d.node, d.op), hint),
         )
       : [
           diag(

@@ -3,6 +3,8 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import type { Model } from '../../../src/ir/index.js';
 import { decodeModel, loadModel, serializeModel } from '../../../src/onnx/index.js';
+import { PassManager } from '../../../src/pass/index.js';
+import '../../../passes/decompose.js';
 import { buildGateModel, gateFeeds } from '../../../passes/lib/gates.js';
 import { applyPrune } from '../../../passes/lib/prune-apply.js';
 import { recognizeLayers } from '../../../passes/lib/prune-layers.js';
@@ -119,11 +121,13 @@ describe('pruned model equals the gate-masked model on generated export variants
     ['decomposed LayerNorm (opset 14)', { layerNorm: 'decomposed' }],
     ['relu activation, 3 layers', { activation: 'relu', layers: 3 }],
     ['fused com.microsoft Attention (packed QKV, num_heads)', { msAttention: true }],
+    ['onnxruntime-fused (SkipLayerNormalization, BiasGelu), after decompose', { ortFused: true }],
   ];
   for (const [name, over] of variants) {
     it(name, async () => {
       const cfg = smallConfig({ ...over, seed: 7 });
       const original = buildBert(cfg);
+      if (cfg.ortFused) await new PassManager({ cleanup: false }).run(original, [{ pass: 'decompose', options: {} }]);
       const layers = recognizeLayers(original).layers;
       expect(layers.length).toBe(cfg.layers);
       expect(layers.every((l) => l.attention?.heads === cfg.heads && l.ffn?.size === cfg.ffn)).toBe(true);

@@ -10,6 +10,7 @@ import { PlanDataProvider } from '../../../src/verify/provider.js';
 import { requireLayers } from '../../../passes/lib/prune-layers.js';
 import { encoderParams, type Significance } from '../../../passes/lib/prune-types.js';
 import type { Decision } from '../../../passes/prune.js';
+import { buildBert, smallConfig } from '../../gen/bert.js';
 import { DEV_JSONL, TINY_MODEL } from '../../support/paths.js';
 import { dev, errorOf, lossOf, runSteps } from './helpers.js';
 
@@ -122,6 +123,15 @@ describe('prune: errors', () => {
     );
     expect(e?.code).toBe('AX2301');
     expect(e!.message).toMatch(/needs significance/);
+  });
+  it('an onnxruntime-fused graph (AX3601): the error names the node and says to decompose first', async () => {
+    const m = buildBert(smallConfig({ ortFused: true, seed: 3 }));
+    const e = await errorOf(() => runSteps(m, [byNorm]));
+    expect(e?.code).toBe('AX3601');
+    expect(e!.diagnostics[0]!.location).toMatchObject({ kind: 'node' });
+    expect(e!.diagnostics[0]!.notes?.[0]).toMatch(
+      /fused by onnxruntime \(SkipLayerNormalization '.+'\): add a 'decompose' step before this one/,
+    );
   });
   it('no criterion (AX3606)', async () => {
     const e = await errorOf(() => runSteps(tiny(), [byNorm, { pass: 'prune', options: {} }]));
