@@ -193,6 +193,10 @@ export class GateEvaluator {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       executionMode: 'sequential',
+      // one session per cut point, each fed batches of many gate settings: with onnxruntime's arena every session
+      // keeps its peak. Without it, significance + greedy on sst2-bert-mini peaks at 1.2 GB instead of 2.4 GB, in
+      // the same time (21.7 s against 21.2 s for significance).
+      enableCpuMemArena: false,
     });
   }
 
