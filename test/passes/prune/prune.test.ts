@@ -6,7 +6,9 @@ import { describe, expect, it } from 'vitest';
 import type { Model } from '../../../src/ir/index.js';
 import { loadModel, serializeModel } from '../../../src/onnx/index.js';
 import { loadDataset, makeBatches, type Dataset } from '../../../src/verify/data.js';
+import { PassManager } from '../../../src/pass/index.js';
 import { PlanDataProvider } from '../../../src/verify/provider.js';
+import '../../../passes/quantize.js';
 import { requireLayers } from '../../../passes/lib/prune-layers.js';
 import { encoderParams, type Significance } from '../../../passes/lib/prune-types.js';
 import type { Decision } from '../../../passes/prune.js';
@@ -131,6 +133,15 @@ describe('prune: errors', () => {
     expect(e!.diagnostics[0]!.location).toMatchObject({ kind: 'node' });
     expect(e!.diagnostics[0]!.notes?.[0]).toMatch(
       /fused by onnxruntime \(SkipLayerNormalization '.+'\): add a 'decompose' step before this one/,
+    );
+  });
+  it('a quantized graph (AX3601): each projection is named, with the order to use', async () => {
+    const m = tiny();
+    await new PassManager({ cleanup: false }).run(m, [{ pass: 'quantize', options: {} }]);
+    const e = await errorOf(() => runSteps(m, [byNorm]));
+    expect(e?.code).toBe('AX3601');
+    expect(e!.diagnostics[0]!.message).toMatch(
+      /projection is quantized \(dynamic-quantize-matmul\): prune before quantize/,
     );
   });
   it('no criterion (AX3606)', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { analyzeLayers } from '../../../passes/analysis/layers.js';
 import { Graph, Model, Node, Value, DataType, tensorType } from '../../../src/ir/index.js';
 import { decodeModel, loadModel, serializeModel } from '../../../src/onnx/index.js';
 import { applyPrune } from '../../../passes/lib/prune-apply.js';
@@ -134,15 +135,18 @@ describe('significance', () => {
 describe('significance: partial recognition', () => {
   it('a Softmax that is not attention becomes a note naming it (AX3608); the layers are still scored', async () => {
     const m = tiny();
-    const logits = m.graph.outputs[0]!;
-    const probs = new Value('probs', tensorType(DataType.FLOAT, ['batch_size', 2]));
-    m.graph.append(new Node('', 'Softmax', [logits], [probs], 'classifier_softmax', { axis: -1 }));
+    // a stray Softmax over the embeddings' output, read as a side output (a classifier's Softmax after the logits is
+    // part of the head and says nothing)
+    const emb = analyzeLayers(m).embeddings!.output;
+    const probs = new Value('probs', tensorType(DataType.FLOAT, ['batch_size', 'sequence_length', 128]));
+    m.graph.append(new Node('', 'Softmax', [emb], [probs], 'stray_softmax', { axis: -1 }));
     m.graph.outputs.push(probs);
     const { reports, facts } = await runSteps(m, [{ pass: 'significance', options: { by: 'weight-norm' } }]);
     expect((facts.get('significance') as Significance).layers.length).toBe(2);
     const notes = reports[0]!.diagnostics.filter((d) => d.code === 'AX3608');
     expect(notes.length).toBe(1);
     expect(notes[0]!.severity).toBe('note');
-    expect(notes[0]!.location).toMatchObject({ kind: 'node', node: 'classifier_softmax' });
+    expect(notes[0]!.location).toMatchObject({ kind: 'node', node: 'stray_softmax' });
+    expect(notes[0]!.message).toMatch(/not prunable: no MatMul applying the attention probabilities to V/);
   });
 });
