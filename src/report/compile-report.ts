@@ -470,7 +470,7 @@ export function renderCompileHtml(r: CompileReportInput): string {
 <table id="steps"><thead><tr><th class="num">#</th><th>pass</th><th>plan</th><th>effect</th><th>changed</th><th class="num">time</th></tr></thead><tbody>
 ${steps}
 </tbody></table>
-${sig ? `<h2>Significance (step ${sig.step}, by ${esc(sig.sig.by)}${sig.sig.data ? ` on ${esc(sig.sig.data)}` : ''}${sig.sig.samples ? `, ${sig.sig.samples} samples` : ''})</h2><p>How much the loss rises when a head or block is removed: red hurts, blue helps; crossed cells were removed.</p>${significanceSvg(sig.sig, diff)}${groupsSvg(sig.sig) ? `<h3>FFN neuron groups</h3>${groupsSvg(sig.sig, removedGroups(r))}` : ''}` : ''}
+${sig ? `<h2>Significance (step ${sig.step}, by ${esc(sig.sig.by)}${sig.sig.data ? ` on ${esc(sig.sig.data)}` : ''}${sig.sig.samples ? `, ${sig.sig.samples} samples` : ''})</h2><p>${sig.sig.by === 'kl' ? 'How far the predictions move from the original model’s (KL divergence) when a head or block is removed: darker moves them more; crossed cells were removed.' : sig.sig.by === 'loss' ? 'How much the loss rises when a head or block is removed: red hurts, blue helps; crossed cells were removed.' : `Scores by ${esc(sig.sig.by)} (larger matters more); crossed cells were removed.`}</p>${significanceSvg(sig.sig, diff)}${groupsSvg(sig.sig) ? `<h3>FFN neuron groups</h3>${groupsSvg(sig.sig, removedGroups(r))}` : ''}` : ''}
 ${decisionsHtml(r) ? `<h2>Decisions</h2>${decisionsHtml(r)}` : ''}
 <h2>Verification</h2>
 ${verificationHtml(r)}
