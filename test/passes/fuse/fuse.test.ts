@@ -104,6 +104,18 @@ const valid: Case[] = [
     messages: [['AX3201', 'SkipLayerNormalization is a com.microsoft op and the target is onnx']],
   },
   {
+    name: 'embed-layernorm on RoBERTa: padding-aware position ids are declined, naming the position lookup',
+    model: gen({ family: 'roberta' }),
+    options: { patterns: names('embed-layernorm') },
+    messages: [['AX3201', 'padding-aware positions, as RoBERTa']],
+  },
+  {
+    name: 'embed-layernorm with target onnx: com.microsoft op refused',
+    model: tiny,
+    options: { patterns: names('embed-layernorm'), target: 'onnx' },
+    messages: [['AX3201', 'EmbedLayerNormalization is a com.microsoft op and the target is onnx']],
+  },
+  {
     name: 'bias-gelu without a Gelu node: nothing to start from',
     model: tiny,
     options: { patterns: names('bias-gelu') },
@@ -179,6 +191,21 @@ const invalid: Case[] = [
     real: true,
   },
   {
+    name: 'word + position + token type lookups and their LayerNorm → EmbedLayerNormalization (real tiny model)',
+    model: tiny,
+    options: { patterns: names('embed-layernorm') },
+    ops: { 'com.microsoft.EmbedLayerNormalization': 1, LayerNormalization: 4, Cast: (opCounts(tiny()).Cast ?? 0) + 2 },
+    tol: 1e-4,
+    real: true,
+  },
+  {
+    name: 'DistilBERT embeddings (no token type) → EmbedLayerNormalization without segment inputs',
+    model: gen({ family: 'distilbert' }),
+    options: { patterns: names('embed-layernorm') },
+    ops: { 'com.microsoft.EmbedLayerNormalization': 1 },
+    tol: 1e-4,
+  },
+  {
     name: 'tanh GELU → com.microsoft.FastGelu, then its bias folded in',
     model: gen({ activation: 'tanh-gelu' }),
     options: { patterns: names('fast-gelu', 'bias-gelu') },
@@ -197,12 +224,13 @@ const invalid: Case[] = [
     tol: 1e-5,
   },
   {
-    name: 'everything on the decomposed model: LayerNorm, GELU, bias, residual',
+    name: 'everything on the decomposed model: LayerNorm, GELU, bias, embeddings, residual',
     model: gen({ layerNorm: 'decomposed' }),
     options: {},
     ops: {
       'com.microsoft.SkipLayerNormalization': 4,
-      LayerNormalization: 1,
+      'com.microsoft.EmbedLayerNormalization': 1,
+      LayerNormalization: 0,
       'com.microsoft.BiasGelu': 2,
       Erf: 0,
     },
@@ -281,11 +309,12 @@ describe('fuse: metadata and determinism', () => {
     );
   });
   it('table order is stable', () => {
-    expect(FUSIONS.map((f) => f.name).slice(0, 5)).toEqual([
+    expect(FUSIONS.map((f) => f.name).slice(0, 6)).toEqual([
       'layernorm',
       'gelu',
       'fast-gelu',
       'bias-gelu',
+      'embed-layernorm',
       'skip-layernorm',
     ]);
   });
