@@ -20,7 +20,7 @@
 import { Builder, type Node, type Value } from '../src/ir/index.js';
 import { registerPass, type PassContext, type PassDef, type PassResult } from '../src/pass/index.js';
 import type { NamedItem } from '../src/pass/types.js';
-import { Declines, plural, removeNode } from './lib/graph-util.js';
+import { Declines, removeNode } from './lib/graph-util.js';
 
 export const DECOMPOSE_KINDS = ['skip-layernorm', 'gelu', 'fast-gelu'] as const;
 type Kind = (typeof DECOMPOSE_KINDS)[number];
@@ -171,7 +171,7 @@ export function runDecompose(ctx: PassContext, options: DecomposeOptions): PassR
     stats: Object.fromEntries([...counts].map(([k, v]) => [k, v])),
     summary: total
       ? `decomposed ${[...counts].map(([k, v]) => `${v} ${k}`).join(', ')} into standard ops`
-      : `no ${plural(0, 'fused node', 'fused nodes')} to decompose`,
+      : 'no SkipLayerNormalization, BiasGelu, Gelu or FastGelu node to decompose',
   };
 }
 

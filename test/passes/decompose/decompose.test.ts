@@ -129,6 +129,12 @@ describe('decompose: declines and options', () => {
       ],
     ]);
   });
+  it('an export with nothing fused is left as it is, and the summary says so', async () => {
+    const m = buildBert(smallConfig({ seed: 3 }));
+    const r = await runPass(m, 'decompose');
+    expect(r.result.changed).toBe(false);
+    expect(r.result.summary).toBe('no SkipLayerNormalization, BiasGelu, Gelu or FastGelu node to decompose');
+  });
   it('kinds limit what is decomposed', async () => {
     const m = buildBert(smallConfig({ ortFused: true, seed: 3 }));
     await runPass(m, 'decompose', { kinds: [{ name: 'gelu' }] });
