@@ -135,11 +135,9 @@ function decomposeNode(b: Builder, n: Node, opset: number): void {
     renames.push([sum, s3.name]);
   }
   removeNode(n);
-  // the rewrite's values take over the node's output names (graph outputs keep their names)
-  const g = b.graph;
+  // the rewrite's values take over the node's output names (graph outputs keep their names); those names are
+  // already in the graph's name cache, so nothing else can be handed them
   for (const [v, name] of renames) v.name = name;
-  g.invalidateNames();
-  g.trackNames();
 }
 
 export function runDecompose(ctx: PassContext, options: DecomposeOptions): PassResult {

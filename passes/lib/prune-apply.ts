@@ -1,6 +1,6 @@
 import { Builder, DataType, Node, Tensor, type Graph, type Model, type Value } from '../../src/ir/index.js';
 import type { LayerScales } from './prune-compensate.js';
-import { constInts } from './prune-layers.js';
+import { shapeTargetInts } from './consts.js';
 import {
   normalizePruneSet,
   removedParams,
@@ -111,7 +111,7 @@ function sliceLinearIn(g: Graph, l: Linear, keep: number[], tag: string, scale?:
  */
 function fixReshape(g: Graph, r: Node, pos: number, from: number, to: number): boolean {
   const shape = r.input(1);
-  const vals = constInts(shape);
+  const vals = shapeTargetInts(shape);
   if (!shape || !vals || vals[pos] !== from) return false;
   const p = shape.producer();
   if (p && p.opType === 'Concat') {
@@ -119,7 +119,7 @@ function fixReshape(g: Graph, r: Node, pos: number, from: number, to: number): b
     let at = 0;
     const inputs = [...p.inputs];
     for (let i = 0; i < inputs.length; i++) {
-      const c = constInts(inputs[i]!);
+      const c = shapeTargetInts(inputs[i]!);
       const len = c ? c.length : 1;
       if (pos >= at && pos < at + len) {
         if (!c) return false;
@@ -167,7 +167,7 @@ function pruneHeads(g: Graph, a: PruneAttention, heads: readonly number[], tag: 
   }
   sliceLinearIn(g, a.o, cols, tag, scale && cols.map((c) => scale[Math.floor(c / d)]!));
   for (const r of a.reshapes) {
-    const s = constInts(r.input(1));
+    const s = shapeTargetInts(r.input(1));
     if (!s) continue;
     if (s.length === 4) fixReshape(g, r, 2, H, kept.length);
     else if (s.length === 3) fixReshape(g, r, 2, H * d, kept.length * d);

@@ -24,38 +24,6 @@ export interface RecognizedLayers {
   declines: LayerDecline[];
 }
 
-/** Constant integer values of a shape input: an initializer, a Constant node, or a Concat of those (null = dynamic). */
-export function constInts(v: Value | null): (number | null)[] | undefined {
-  if (!v) return undefined;
-  if (v.constValue && !v.isGraphInput()) return v.constValue.toNumbers();
-  const p = v.producer();
-  if (!p) return undefined;
-  if (p.opType === 'Constant') {
-    const t = p.getTensor('value');
-    if (t) return t.toNumbers();
-    const ints = p.getInts('value_ints');
-    if (ints) return ints;
-    const i = p.getInt('value_int');
-    return i === undefined ? undefined : [i];
-  }
-  if (p.opType === 'Concat') {
-    const out: (number | null)[] = [];
-    for (const inp of p.inputs) {
-      const c = constInts(inp);
-      if (c) out.push(...c);
-      else {
-        const r = inp?.shape;
-        // a dynamic piece of known length 1 (Unsqueeze of a scalar)
-        if (r && r.length === 1 && r[0] === 1) out.push(null);
-        else if (inp?.producer()?.opType === 'Unsqueeze') out.push(null);
-        else return undefined;
-      }
-    }
-    return out;
-  }
-  return undefined;
-}
-
 /**
  * Pruning's view of every encoder layer, from the shared analysis (`analyzeLayers`): complete layers and the partial
  * ones an earlier prune left, in residual-stream order. What pruning cannot edit is declined, naming the node: a
